@@ -1,0 +1,92 @@
+// The whole surface of the C addon (native/tapswitch.c). Syscalls only: no parsing, no policy.
+// Errors thrown by openTap carry `code` (e.g. 'EACCES'), `errno`, `syscall` and `step`
+// (which part of the namespace visit failed, e.g. 'setns-user', 'open-tun', 'tunsetiff').
+
+export interface LinkConfig {
+  /** MTU of the TAP inside the namespace. */
+  mtu: number;
+  /** IPv4 address of the TAP, as an unsigned 32-bit number in host order (10.0.2.100 = 0x0a000264). */
+  address: number;
+  /** Prefix length of the address's network (1..30). */
+  prefixLength: number;
+  /** Default route via this IPv4 address (host order); 0 = add no route. */
+  gateway: number;
+  /** Optional 6-byte MAC for the TAP. */
+  mac?: Uint8Array;
+}
+
+export interface OpenTapOptions {
+  /** User namespace file to join first (e.g. /proc/PID/ns/user). Omitted: join none. */
+  userns?: string;
+  /** Ignore EPERM/EINVAL when joining `userns` (we may already be inside it). */
+  usernsOptional?: boolean;
+  /** Network namespace file to join (e.g. /proc/PID/ns/net). */
+  netns: string;
+  /** Interface name, e.g. "tap0". Created if absent, attached to if present. */
+  name: string;
+  /** Number of queues; > 1 sets IFF_MULTI_QUEUE (1..16). */
+  queues: number;
+  /** Ask for IFF_VNET_HDR. Attaching to a TAP made without it may fail: then retry with false. */
+  vnetHdr: boolean;
+  /** TUN_F_* bits for TUNSETOFFLOAD (ignored unless vnetHdr). */
+  offloads: number;
+  /** Bring `lo` up. */
+  loopbackUp?: boolean;
+  /** Configure the link in the same visit (up, MTU, MAC, address, netmask, default route). */
+  link?: LinkConfig;
+  /** Only bring the TAP up (no address); used when the client configures it. */
+  up?: boolean;
+}
+
+export interface OpenTapResult {
+  /** One non-blocking fd per queue, already valid in this process. */
+  fds: number[];
+  /** The TAP's MAC inside the namespace (6 bytes). */
+  mac: Uint8Array;
+  ifindex: number;
+  /** Whether the fds carry the 10-byte virtio-net header. */
+  vnetHdr: boolean;
+  /** The offload bits that were accepted. */
+  offloads: number;
+}
+
+/** Open (create or attach) a TAP inside another process's user+net namespace, in one visit. */
+export function openTap(options: OpenTapOptions): OpenTapResult;
+
+/**
+ * Read up to `count` frames without blocking. Frame i goes into slot `slots[i]`, i.e. bytes
+ * [slots[i]*slotSize + headroom, ...) of `slab`; its length is stored in `lengths[i]`.
+ * Returns the number of frames read (0 when nothing is pending), or -errno on a hard error.
+ */
+export function readBatch(fd: number, slab: Uint8Array, slotSize: number, headroom: number,
+  slots: Int32Array, count: number, lengths: Int32Array): number;
+
+/** write(2) of buf[offset, offset+length). Returns bytes written or -errno. */
+export function write(fd: number, buf: Uint8Array, offset: number, length: number): number;
+
+/** writev(2) of the parts, one frame with no userspace copy. Returns bytes written or -errno. */
+export function writev(fd: number, parts: readonly Uint8Array[]): number;
+
+/**
+ * A uv_poll on the calling thread's own loop (works in worker threads). `onReadable` runs
+ * whenever the fd is readable; read with readBatch until it returns 0.
+ */
+export class Poller {
+  constructor(fd: number, onReadable: () => void);
+  start(): void;
+  stop(): void;
+  /** Stop and release the handle; the fd itself is not closed. */
+  close(): void;
+}
+
+/** socket(AF_INET|AF_INET6, SOCK_DGRAM, IPPROTO_ICMP|ICMPV6), non-blocking. fd or -errno. */
+export function openPingSocket(family: 4 | 6): number;
+
+/** close(2). Returns 0 or -errno. */
+export function close(fd: number): number;
+
+/** The TUN_F_* offload bits (with USO bits defined even where headers lack them). */
+export const TUN_F: {
+  readonly CSUM: 0x01; readonly TSO4: 0x02; readonly TSO6: 0x04; readonly TSO_ECN: 0x08;
+  readonly UFO: 0x10; readonly USO4: 0x20; readonly USO6: 0x40;
+};
