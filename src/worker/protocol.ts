@@ -1,0 +1,60 @@
+// The messages between the control plane (main thread) and a data-plane worker. Plain data only:
+// everything here crosses a MessagePort by structured clone.
+import type { MessagePort } from 'node:worker_threads';
+
+export const LogLevels = ['error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LogLevels)[number];
+
+/** What one data-plane worker needs to serve one TAP queue. IPv4 addresses are u32, host order. */
+export interface DataPlaneConfig {
+  mtu: number;
+  /** Network address and prefix of the container's subnet (10.0.2.0/24 by default). */
+  network: number;
+  prefixLength: number;
+  /** network+2: the gateway; its connections map to the host's loopback unless disabled. */
+  gateway: number;
+  /** network+3: the DNS forwarder; 0 when DNS is disabled. */
+  dns: number;
+  /** network+100: the address the container is configured with. */
+  guest: number;
+  /** First DHCP lease (network+15) and how many leases (16). */
+  dhcpStart: number;
+  dhcpCount: number;
+  /** MAC the gateway/DNS addresses answer ARP with. */
+  gatewayMac: number[];
+  /** Connections to the gateway reach the host's 127.0.0.1 (true) or fail as unreachable (false). */
+  hostLoopback: boolean;
+  /** Upstream resolvers, "ip" or "ip:port" (IPv4), in order of preference. */
+  dnsUpstreams: string[];
+  /** Bind outbound host sockets to this IPv4 address (slirp4netns --outbound-addr); undefined: any. */
+  outboundAddr?: string;
+  logLevel: LogLevel;
+}
+
+/** The one long-lived piscina task per queue: it resolves only when told to stop. */
+export interface QueueTask {
+  queueIndex: number;
+  queueCount: number;
+  fd: number;
+  /** Whether frames on fd carry the 10-byte virtio-net header. */
+  vnetHdr: boolean;
+  config: DataPlaneConfig;
+  /** Control channel (transferred). */
+  port: MessagePort;
+}
+
+export interface QueueExit {
+  queueIndex: number;
+  counters: Record<string, number>;
+}
+
+/** main -> worker */
+export type ControlMessage =
+  | { type: 'stop' }
+  | { type: 'stats'; requestId: number };
+
+/** worker -> main */
+export type WorkerMessage =
+  | { type: 'ready'; queueIndex: number }
+  | { type: 'log'; level: LogLevel; msg: string }
+  | { type: 'stats'; requestId: number; counters: Record<string, number> };
