@@ -11,3 +11,4 @@ export * from './icmp';
 export * from './udp';
 export * from './tcp';
 export * from './frame';
+export * from './ipv6';
