@@ -125,7 +125,13 @@ export function parseAttach(argv: string[]): AttachOptions | 'help' {
   };
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Test hooks; the installed command passes none. */
+export interface MainOverrides {
+  /** Data-plane worker entry to use instead of dist/src/worker/task.js. */
+  workerFile?: string;
+}
+
+export async function main(argv: string[], overrides: MainOverrides = {}): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case undefined:
@@ -149,7 +155,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       // The runner (and with it the native addon) loads only now: help and usage errors work without it.
       const { run } = await import('../control/runner');
-      return run(o, new Logger(o.logLevel));
+      return run({ ...o, ...overrides }, new Logger(o.logLevel));
     }
     case 'attach': {
       const o = parseAttach(rest);
@@ -158,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
         return ExitStatus.OK;
       }
       const { attach } = await import('../control/runner');
-      return attach(o, new Logger(o.logLevel));
+      return attach({ ...o, ...overrides }, new Logger(o.logLevel));
     }
     default:
       if (command.startsWith('-')) throw usageError(`unknown option ${command.split('=')[0]} (options go after the command)`);
@@ -166,8 +172,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
+/** Run as a command: exit with the status, or print the one-line error and exit with its status. */
+export function cli(argv: string[], overrides: MainOverrides = {}): void {
+  main(argv, overrides).then(
     (code) => process.exit(code),
     (e: unknown) => {
       const err = toTapswitchError(e);
@@ -177,3 +184,5 @@ if (require.main === module) {
     },
   );
 }
+
+if (require.main === module) cli(process.argv.slice(2));
