@@ -100,7 +100,9 @@ if (ensureSandbox(__filename)) {
   });
 
   life('a missing command exits 127, a non-executable one 126', async () => {
-    const r = await run(['--', 'tapswitch-no-such-command']);
+    // A plain PATH: an unsearchable directory on PATH (e.g. root's, under `su`) makes sh say 126.
+    const env = { ...process.env, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+    const r = await runCli(['run', '--', 'tapswitch-no-such-command'], { entry, env });
     assert.equal(r.code, 127, r.stderr);
     assert.match(r.stderr, /not found/);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-noexec-'));
