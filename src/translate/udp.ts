@@ -1,0 +1,594 @@
+// UDP translation: the guest's datagrams leave through ordinary host dgram sockets.
+//
+// Theory of operation
+// -------------------
+// A flow is one guest source (address, port). It owns one host socket, bound to the outbound
+// address (slirp4netns --outbound-addr) or to any address, on an ephemeral port. Every datagram
+// the guest sends from that source goes out of that socket, whatever its destination: the mapping
+// is endpoint-independent (RFC 4787 REQ-1), like a home NAT, so STUN, QUIC migration and DNS
+// resolvers that reuse a port all behave.
+//
+// Destinations go through mapDestination(): the gateway stands for the host's 127.0.0.1 (or is
+// unreachable: ICMP net unreachable back to the guest), the DNS address:53 for the upstream
+// resolver, everything else for itself.
+//
+// Datagrams arriving on the host socket go back to the flow's guest (address, port). Their source
+// must look like what the guest dialed:
+//
+//   - each flow keeps a few "peers": host (address, port) -> guest-visible (address, port),
+//     recorded when the guest sends to a translated destination (gateway, DNS address) or to one
+//     that would otherwise not pass (see below). 127.0.0.1:5000 becomes gateway:5000, the
+//     resolver's 127.0.0.53:53 becomes dns:53;
+//   - otherwise (full cone, RFC 4787 "endpoint-independent filtering") the datagram passes with
+//     its own source only if that is a routable unicast address: never loopback, 0/8, multicast,
+//     reserved, or an address inside the guest's own subnet, which would impersonate the gateway,
+//     the DNS forwarder or a neighbour. The one exception is 127.0.0.1 on a flow that has dialed
+//     the gateway: any host-loopback port shows up as gateway:port, which is exactly what the
+//     gateway means (the same rule port forwards use for loopback clients).
+//
+// Timers: a flow that has only ever talked to port 53 (DNS) expires after 10 s idle, any other
+// after 60 s; one sweep timer per translator (unref'd) checks. The table is bounded (1024 flows);
+// a new flow beyond that evicts the least recently used one (an intrusive LRU list: a flow moves
+// to its tail whenever it carries traffic, in either direction).
+//
+// Guest -> host is zero-copy from the receive slab; see host-dgram.ts for how the slot is retained
+// only while libuv still points into it. Host -> guest builds vnet + Ethernet + IPv4 + UDP headers in one
+// preallocated buffer and sends [headers, payload] as parts. With the TAP's offloads the UDP
+// checksum is left to the kernel (NEEDS_CSUM, csum_start 34, csum_offset 6, the folded
+// pseudo-header sum in the field); without them the full checksum is computed here.
+//
+// Datagrams from the host larger than the guest's MTU allows are IP-fragmented toward the guest
+// (RFC 791), at most `maxFragments` pieces (64: a 64 KiB datagram at MTU 1500 needs 45), with the
+// checksum computed in software because NEEDS_CSUM cannot span fragments. Larger: dropped and
+// counted. A DNS answer with EDNS0 (up to 4096 bytes) at MTU 1500 takes this path.
+//
+// Errors: a send that fails locally (no route, EACCES...) is answered with the ICMP error the
+// guest's kernel would have produced on a real link, quoting the guest's datagram (the send ring
+// keeps a copy of its IP header + 8 bytes for that). ICMP errors arriving from the network are not
+// visible: the host sockets are unconnected (they serve every destination), and Linux reports
+// ICMP errors only to connected UDP sockets unless IP_RECVERR is set, which node:dgram cannot do.
+import * as dgram from 'node:dgram';
+import { fold, pseudoHeaderSum4, sum16 } from '../wire/checksum';
+import { emitEthernet, EtherType, ETH_HDR_LEN, type EthernetView } from '../wire/ethernet';
+import { count, type Counters, type Frame } from '../wire/frame';
+import { IcmpUnreachCode } from '../wire/icmp';
+import { emitIpv4Header, IpProtocol, IPV4_HDR_LEN, type Ipv4View } from '../wire/ipv4';
+import { emitUdpHeader, setUdpChecksum, UdpView, UDP_HDR_LEN } from '../wire/udp';
+import { setU16 } from '../wire/bytes';
+import { checksum } from '../wire/checksum';
+import { emitVnetHeader, emitVnetNone, GsoType, VnetFlags, VNET_HDR_LEN } from '../wire/vnet';
+import { prefixMask } from '../wire/addr';
+import type { DataPlaneConfig } from '../worker/protocol';
+import { mapDestination } from './host-map';
+import { ipv4FromString, QUOTE_MAX, SendRing, syncLookup } from './host-dgram';
+import { sendIcmpUnreachable } from './icmp-error';
+import type { GuestSink, Logger, ProtocolTranslator, TranslatorContext } from './types';
+
+export interface UdpTranslatorOptions {
+  /** Idle time (ms) after which a flow's host socket is closed. Default 60 000. */
+  idleTimeoutMs?: number;
+  /** Idle time (ms) for flows that have only ever sent to port 53. Default 10 000. */
+  dnsIdleTimeoutMs?: number;
+  /** Most concurrent flows (= host sockets); the least recently used is evicted. Default 1024. */
+  maxFlows?: number;
+  /** Translated destinations remembered per flow (replaced round-robin). Default 8. */
+  maxPeersPerFlow?: number;
+  /** Most IP fragments one host datagram may become toward the guest. Default 64. */
+  maxFragments?: number;
+  /** Sends queued in libuv at once (socket buffers full) before datagrams are dropped. Default 256. */
+  maxPendingSends?: number;
+  /** Sweep period (ms). Default: min(1000, half the shorter idle timeout). */
+  sweepIntervalMs?: number;
+  /** Millisecond clock (tests may inject one). Default Date.now. */
+  now?: () => number;
+}
+
+export const UDP_DEFAULTS = {
+  idleTimeoutMs: 60_000,
+  dnsIdleTimeoutMs: 10_000,
+  maxFlows: 1024,
+  maxPeersPerFlow: 8,
+  maxFragments: 64,
+  maxPendingSends: 256,
+} as const;
+
+/** Counter names (one place, so --stats readers and tests agree). */
+export const UdpCounters = {
+  FLOWS_CREATED: 'udp.flows.created',
+  FLOWS_EXPIRED: 'udp.flows.expired',
+  FLOWS_EVICTED: 'udp.flows.evicted',
+  FLOWS_ERRORED: 'udp.flows.errored',
+  TX_DATAGRAMS: 'udp.tx.datagrams',
+  TX_BYTES: 'udp.tx.bytes',
+  TX_DROP_MALFORMED: 'udp.tx.drop.malformed',
+  TX_DROP_FRAGMENT: 'udp.tx.drop.fragment',
+  TX_DROP_PORT_ZERO: 'udp.tx.drop.port_zero',
+  TX_DROP_NOT_UNICAST: 'udp.tx.drop.not_unicast',
+  TX_DROP_BAD_SOURCE: 'udp.tx.drop.bad_source',
+  TX_DROP_UNREACHABLE: 'udp.tx.drop.unreachable',
+  TX_DROP_SOCKET: 'udp.tx.drop.socket',
+  TX_DROP_BACKLOG: 'udp.tx.drop.backlog',
+  TX_ERROR: 'udp.tx.error',
+  RX_DATAGRAMS: 'udp.rx.datagrams',
+  RX_BYTES: 'udp.rx.bytes',
+  RX_FRAGMENTED: 'udp.rx.fragmented',
+  RX_DROP_LOOPBACK_SOURCE: 'udp.rx.drop.loopback_source',
+  RX_DROP_UNROUTABLE_SOURCE: 'udp.rx.drop.unroutable_source',
+  RX_DROP_NO_MAC: 'udp.rx.drop.no_mac',
+  RX_DROP_TOO_BIG: 'udp.rx.drop.too_big',
+  RX_DROP_SINK: 'udp.rx.drop.sink',
+  ICMP_SENT: 'udp.icmp_errors_sent',
+} as const;
+
+const LOOPBACK = 0x7f000001;
+const TTL = 64;
+const IP_OFF = VNET_HDR_LEN + ETH_HDR_LEN; // 24
+const UDP_OFF = IP_OFF + IPV4_HDR_LEN; // 44
+const HDRS_LEN = UDP_OFF + UDP_HDR_LEN; // 52
+/** csum_start / csum_offset are relative to the Ethernet frame (the vnet header excluded). */
+const CSUM_START = ETH_HDR_LEN + IPV4_HDR_LEN; // 34
+const CSUM_OFFSET = 6;
+const EMPTY = new Uint8Array(0);
+
+/** A remembered translation: replies from host (addr, port) appear as from guest (ip, port). */
+interface Peer {
+  hostAddr: string;
+  hostPort: number;
+  guestIp: number;
+  guestPort: number;
+}
+
+/** One guest source (address, port) and its host socket. */
+class UdpFlow {
+  lastActive: number;
+  /** Only port 53 so far: the short DNS idle timeout applies. */
+  onlyDns = true;
+  /** Has sent to the gateway: host-loopback replies map to the gateway. */
+  dialedGateway = false;
+  readonly peers: Peer[] = [];
+  peerNext = 0;
+  // The last destination and what it mapped to: one compare instead of mapDestination() (which
+  // allocates) for every datagram of a conversation.
+  cDst = -1;
+  cPort = -1;
+  cAddr = '';
+  cHostPort = 0;
+  closed = false;
+  /** The socket is bound ('listening' seen): sends go straight to libuv. */
+  bound = false;
+  /** Next flow with the same table key (guests whose addresses share the low 16 bits). */
+  twin: UdpFlow | null = null;
+  /** LRU list: older / newer neighbours. */
+  older: UdpFlow | null = null;
+  newer: UdpFlow | null = null;
+
+  constructor(readonly key: number, readonly guestIp: number, readonly guestPort: number,
+    readonly sock: dgram.Socket, now: number) {
+    this.lastActive = now;
+  }
+}
+
+/**
+ * The table key: the guest address's low 16 bits and the port, as an int32 (a small integer to
+ * V8, so Map lookups do not box a number per datagram). Guests that share the low 16 bits (only
+ * possible in subnets wider than /16) chain through `twin`.
+ */
+function flowKey(ip: number, port: number): number {
+  return ((ip << 16) | port) | 0;
+}
+
+export class UdpTranslator implements ProtocolTranslator {
+  private readonly cfg: DataPlaneConfig;
+  private readonly sink: GuestSink;
+  private readonly counters: Counters;
+  private readonly log: Logger;
+  private readonly idleMs: number;
+  private readonly dnsIdleMs: number;
+  private readonly maxFlows: number;
+  private readonly maxPeers: number;
+  private readonly maxFragments: number;
+  private readonly sweepMs: number;
+  private readonly now: () => number;
+  private readonly subnetMask: number;
+
+  /** flowKey() -> first flow with that key (see UdpFlow.twin). */
+  private readonly flows = new Map<number, UdpFlow>();
+  private size = 0;
+  /** LRU list: oldest at the head, most recently used at the tail. */
+  private lruHead: UdpFlow | null = null;
+  private lruTail: UdpFlow | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly udp = new UdpView();
+  private readonly ring: SendRing;
+  private warnedBind = false;
+
+  // Host -> guest: headers are built here; payloads are sent as a second part.
+  private readonly hdr = new Uint8Array(HDRS_LEN);
+  private readonly hdrWithUdp = this.hdr.subarray(0, HDRS_LEN);
+  private readonly hdrIpOnly = this.hdr.subarray(0, UDP_OFF);
+  private readonly parts: Uint8Array[] = [this.hdrWithUdp, EMPTY];
+  private ident = 0;
+
+  constructor(ctx: TranslatorContext, opts: UdpTranslatorOptions = {}) {
+    this.cfg = ctx.config;
+    this.sink = ctx.sink;
+    this.counters = ctx.counters;
+    this.log = ctx.log;
+    this.idleMs = opts.idleTimeoutMs ?? UDP_DEFAULTS.idleTimeoutMs;
+    this.dnsIdleMs = opts.dnsIdleTimeoutMs ?? UDP_DEFAULTS.dnsIdleTimeoutMs;
+    this.maxFlows = Math.max(1, opts.maxFlows ?? UDP_DEFAULTS.maxFlows);
+    this.maxPeers = Math.max(1, opts.maxPeersPerFlow ?? UDP_DEFAULTS.maxPeersPerFlow);
+    this.maxFragments = Math.max(1, opts.maxFragments ?? UDP_DEFAULTS.maxFragments);
+    this.sweepMs = opts.sweepIntervalMs ??
+      Math.max(10, Math.min(1000, Math.floor(Math.min(this.idleMs, this.dnsIdleMs) / 2)));
+    this.now = opts.now ?? Date.now;
+    this.subnetMask = prefixMask(this.cfg.prefixLength);
+    this.ring = new SendRing(Math.max(1, opts.maxPendingSends ?? UDP_DEFAULTS.maxPendingSends),
+      (ring, i, err) => this.onSendFailed(ring, i, err));
+  }
+
+  get flowCount(): number { return this.size; }
+
+  /** Sends handed to dgram whose callback has not run yet (each holds a receive slot). */
+  get pendingSends(): number { return this.ring.pending; }
+
+  onPacket(frame: Frame, _eth: EthernetView, ip: Ipv4View): void {
+    const c = this.counters;
+    if (ip.protocol !== IpProtocol.UDP) { count(c, UdpCounters.TX_DROP_MALFORMED); return; }
+    // The router drops fragments before us; a stray one cannot be translated on its own.
+    if (ip.isFragment) { count(c, UdpCounters.TX_DROP_FRAGMENT); return; }
+    const u = this.udp;
+    if (!u.bind(ip.b, ip.payloadOffset, ip.payloadLength)) { count(c, UdpCounters.TX_DROP_MALFORMED); return; }
+    const dport = u.dstPort;
+    if (dport === 0) { count(c, UdpCounters.TX_DROP_PORT_ZERO); return; }
+    const src = ip.srcAddr;
+    const dst = ip.dstAddr;
+    if (!this.isUnicast(dst)) { count(c, UdpCounters.TX_DROP_NOT_UNICAST); return; }
+    const sfirst = src >>> 24;
+    if (sfirst === 0 || sfirst === 127 || sfirst >= 224) { count(c, UdpCounters.TX_DROP_BAD_SOURCE); return; }
+    const sport = u.srcPort;
+    const key = flowKey(src, sport);
+    const now = this.now();
+
+    let flow = this.flows.get(key);
+    while (flow !== undefined && (flow.guestIp !== src || flow.guestPort !== sport)) flow = flow.twin ?? undefined;
+    let addr: string;
+    let hport: number;
+    if (flow !== undefined && flow.cDst === dst && flow.cPort === dport) {
+      addr = flow.cAddr;
+      hport = flow.cHostPort;
+    } else {
+      const t = mapDestination(this.cfg, dst, dport);
+      if (t.kind === 'unreachable' || t.port <= 0 || t.port > 65535) {
+        // The gateway with host loopback disabled, the DNS address on another port or with no
+        // upstream: fail as a real network would, so the guest's socket reports ENETUNREACH.
+        count(c, UdpCounters.TX_DROP_UNREACHABLE);
+        this.icmpError(IcmpUnreachCode.NET, this.cfg.gateway, ip.b, ip.o, ip.tl);
+        return;
+      }
+      addr = t.address;
+      hport = t.port;
+      if (flow === undefined) {
+        const created = this.createFlow(key, src, sport, now);
+        if (created === null) { count(c, UdpCounters.TX_DROP_SOCKET); return; }
+        flow = created;
+      }
+      flow.cDst = dst; flow.cPort = dport; flow.cAddr = addr; flow.cHostPort = hport;
+      if (dst === this.cfg.gateway) flow.dialedGateway = true;
+      if (dst === this.cfg.gateway || dst === this.cfg.dns || !this.isRoutable(dst)) {
+        this.rememberPeer(flow, addr, hport, dst, dport);
+      }
+    }
+    flow.lastActive = now;
+    if (dport !== 53) flow.onlyDns = false;
+    this.touch(flow);
+
+    const ring = this.ring;
+    const i = ring.begin(frame.owner, frame.slot, ip.b, ip.o, ip.tl, dst);
+    if (i < 0) { count(c, UdpCounters.TX_DROP_BACKLOG); return; }
+    const len = u.payloadLength;
+    const sock = flow.sock;
+    try {
+      sock.send(ip.b, u.payloadOffset, len, hport, addr, ring.callback(i));
+    } catch {
+      // Only a socket closed under us gets here (the arguments are valid by construction).
+      // The callback will not run: complete the entry through it now.
+      count(c, UdpCounters.TX_DROP_SOCKET);
+      ring.callback(i)(null);
+      return;
+    }
+    // Nothing queued in libuv: the kernel already has the bytes (see host-dgram.ts).
+    if (flow.bound && sock.getSendQueueCount() === 0) ring.settle(i);
+    count(c, UdpCounters.TX_DATAGRAMS);
+    count(c, UdpCounters.TX_BYTES, len);
+  }
+
+  close(): void {
+    if (this.sweeper !== null) { clearInterval(this.sweeper); this.sweeper = null; }
+    while (this.lruHead !== null) this.closeFlow(this.lruHead, null);
+    this.flows.clear();
+  }
+
+  /** Close idle flows now (the timer calls this; tests may too). */
+  sweep(): void {
+    const now = this.now();
+    // Walk the whole list: DNS flows expire sooner, so LRU order is not expiry order.
+    let flow = this.lruHead;
+    while (flow !== null) {
+      const next = flow.newer;
+      const idle = flow.onlyDns ? this.dnsIdleMs : this.idleMs;
+      if (now - flow.lastActive >= idle) this.closeFlow(flow, UdpCounters.FLOWS_EXPIRED);
+      flow = next;
+    }
+    if (this.size === 0 && this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+
+  // --- flows ---------------------------------------------------------------------------------
+
+  private createFlow(key: number, guestIp: number, guestPort: number, now: number): UdpFlow | null {
+    if (this.size >= this.maxFlows && this.lruHead !== null) this.closeFlow(this.lruHead, UdpCounters.FLOWS_EVICTED);
+    let sock: dgram.Socket;
+    try {
+      sock = dgram.createSocket({ type: 'udp4', lookup: syncLookup as never });
+    } catch (err) {
+      this.log.log('debug', `udp: cannot create a host socket: ${(err as Error).message}`);
+      return null;
+    }
+    const flow = new UdpFlow(key, guestIp, guestPort, sock, now);
+    sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onHostMessage(flow, msg, rinfo));
+    sock.on('error', (err: Error) => this.onSocketError(flow, err));
+    sock.on('listening', () => { flow.bound = true; });
+    flow.twin = this.flows.get(key) ?? null;
+    this.flows.set(key, flow);
+    this.size++;
+    this.lruAppend(flow);
+    try {
+      // With syncLookup the bind happens inside this call; a failure (a bad --outbound-addr)
+      // is emitted as 'error' synchronously and closes the flow before we go on.
+      sock.bind({ port: 0, address: this.cfg.outboundAddr, exclusive: true });
+    } catch (err) {
+      this.onSocketError(flow, err as Error);
+    }
+    if (flow.closed) return null;
+    count(this.counters, UdpCounters.FLOWS_CREATED);
+    if (this.sweeper === null) {
+      this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
+      this.sweeper.unref();
+    }
+    return flow;
+  }
+
+  private closeFlow(flow: UdpFlow, reason: string | null): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    // Unchain from the table...
+    const first = this.flows.get(flow.key);
+    if (first === flow) {
+      if (flow.twin === null) this.flows.delete(flow.key); else this.flows.set(flow.key, flow.twin);
+    } else {
+      let f: UdpFlow | null = first ?? null;
+      while (f !== null && f.twin !== flow) f = f.twin;
+      if (f !== null) f.twin = flow.twin;
+    }
+    flow.twin = null;
+    this.size--;
+    // ...and from the LRU list.
+    this.lruUnlink(flow);
+    if (reason !== null) count(this.counters, reason);
+    try {
+      flow.sock.close();
+    } catch {
+      // Already closed (an error closed it first): nothing left to release.
+    }
+  }
+
+  /** Mark a flow most recently used: move it to the LRU tail. */
+  private touch(flow: UdpFlow): void {
+    if (this.lruTail === flow) return;
+    this.lruUnlink(flow);
+    this.lruAppend(flow);
+  }
+
+  private lruAppend(flow: UdpFlow): void {
+    flow.older = this.lruTail;
+    flow.newer = null;
+    if (this.lruTail !== null) this.lruTail.newer = flow; else this.lruHead = flow;
+    this.lruTail = flow;
+  }
+
+  private lruUnlink(flow: UdpFlow): void {
+    if (flow.older !== null) flow.older.newer = flow.newer; else if (this.lruHead === flow) this.lruHead = flow.newer;
+    if (flow.newer !== null) flow.newer.older = flow.older; else if (this.lruTail === flow) this.lruTail = flow.older;
+    flow.older = null;
+    flow.newer = null;
+  }
+
+  private rememberPeer(flow: UdpFlow, hostAddr: string, hostPort: number, guestIp: number, guestPort: number): void {
+    const peers = flow.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i]!;
+      if (p.guestIp === guestIp && p.guestPort === guestPort) {
+        p.hostAddr = hostAddr; p.hostPort = hostPort;
+        return;
+      }
+    }
+    const entry: Peer = { hostAddr, hostPort, guestIp, guestPort };
+    if (peers.length < this.maxPeers) {
+      peers.push(entry);
+    } else {
+      peers[flow.peerNext] = entry;
+      flow.peerNext = (flow.peerNext + 1) % this.maxPeers;
+    }
+  }
+
+  private onSocketError(flow: UdpFlow, err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
+    if ((err as NodeJS.ErrnoException).syscall === 'bind' && !this.warnedBind) {
+      this.warnedBind = true;
+      this.log.log('warn', `udp: cannot bind host sockets to ${this.cfg.outboundAddr ?? '0.0.0.0'}: ${code}`);
+    } else if (this.log.enabled('debug')) {
+      this.log.log('debug', `udp: host socket error on flow ${flow.guestPort}: ${code}`);
+    }
+    this.closeFlow(flow, UdpCounters.FLOWS_ERRORED);
+  }
+
+  private onSendFailed(ring: SendRing, i: number, err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ECANCELED' || code === 'ERR_SOCKET_DGRAM_NOT_RUNNING') return; // closed under it
+    count(this.counters, UdpCounters.TX_ERROR);
+    const q = ring.quote;
+    const qo = i * QUOTE_MAX;
+    const ql = ring.quoteLen[i]!;
+    // What the guest's kernel would have heard from a router (or from the destination).
+    switch (code) {
+      case 'ENETUNREACH': this.icmpError(IcmpUnreachCode.NET, this.cfg.gateway, q, qo, ql); break;
+      case 'EHOSTUNREACH':
+      case 'EHOSTDOWN': this.icmpError(IcmpUnreachCode.HOST, this.cfg.gateway, q, qo, ql); break;
+      case 'ECONNREFUSED': this.icmpError(IcmpUnreachCode.PORT, ring.dst[i]!, q, qo, ql); break;
+      case 'EACCES':
+      case 'EPERM': this.icmpError(IcmpUnreachCode.ADMIN_PROHIBITED, this.cfg.gateway, q, qo, ql); break;
+      default:
+        if (this.log.enabled('debug')) this.log.log('debug', `udp: send failed: ${code ?? err.message}`);
+        break;
+    }
+  }
+
+  private icmpError(code: number, from: number, buf: Uint8Array, ipOff: number, ipLen: number): void {
+    if (sendIcmpUnreachable(this.sink, code, from, buf, ipOff, ipLen) === 0) {
+      count(this.counters, UdpCounters.ICMP_SENT);
+    }
+  }
+
+  // --- host -> guest -------------------------------------------------------------------------
+
+  private onHostMessage(flow: UdpFlow, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (flow.closed) return;
+    const c = this.counters;
+    let srcIp = -1;
+    let sport = rinfo.port;
+    const peers = flow.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i]!;
+      if (p.hostPort === rinfo.port && p.hostAddr === rinfo.address) {
+        srcIp = p.guestIp; sport = p.guestPort;
+        break;
+      }
+    }
+    if (srcIp < 0) {
+      const a = ipv4FromString(rinfo.address);
+      if (a >>> 24 === 127) {
+        if (a !== LOOPBACK || !flow.dialedGateway || !this.cfg.hostLoopback) {
+          count(c, UdpCounters.RX_DROP_LOOPBACK_SOURCE);
+          return;
+        }
+        srcIp = this.cfg.gateway;
+      } else if (a < 0 || !this.isRoutable(a)) {
+        count(c, UdpCounters.RX_DROP_UNROUTABLE_SOURCE);
+        return;
+      } else {
+        srcIp = a;
+      }
+    }
+    flow.lastActive = this.now();
+    this.touch(flow);
+    if (this.emitToGuest(flow.guestIp, flow.guestPort, srcIp, sport, msg)) {
+      count(c, UdpCounters.RX_DATAGRAMS);
+      count(c, UdpCounters.RX_BYTES, msg.length);
+    }
+  }
+
+  /**
+   * Build and send one UDP datagram to the guest (as one frame, or as IP fragments when it does
+   * not fit the MTU). Exposed for the DNS forwarder and port forwards, which have the same need.
+   */
+  emitToGuest(dstIp: number, dport: number, srcIp: number, sport: number, payload: Uint8Array): boolean {
+    const c = this.counters;
+    const sink = this.sink;
+    const mac = sink.macFor(dstIp);
+    if (mac === null) { count(c, UdpCounters.RX_DROP_NO_MAC); return false; }
+    const udpLen = UDP_HDR_LEN + payload.length;
+    if (udpLen + IPV4_HDR_LEN > 65535) { count(c, UdpCounters.RX_DROP_TOO_BIG); return false; }
+    const h = this.hdr;
+    emitEthernet(h, VNET_HDR_LEN, mac, sink.gatewayMac, EtherType.IPV4);
+    emitUdpHeader(h, UDP_OFF, sport, dport, udpLen);
+    const pseudo = pseudoHeaderSum4(srcIp, dstIp, IpProtocol.UDP, udpLen);
+    const ipRoom = this.cfg.mtu - IPV4_HDR_LEN;
+    this.ident = (this.ident + 1) & 0xffff;
+    const parts = this.parts;
+
+    if (udpLen <= ipRoom) {
+      emitIpv4Header(h, IP_OFF, IPV4_HDR_LEN + udpLen, this.ident, TTL, IpProtocol.UDP, srcIp, dstIp, false);
+      if (sink.offloads) {
+        // The kernel finishes the sum from csum_start; it starts from what the field holds.
+        emitVnetHeader(h, 0, VnetFlags.NEEDS_CSUM, GsoType.NONE, HDRS_LEN - VNET_HDR_LEN, 0, CSUM_START, CSUM_OFFSET);
+        setUdpChecksum(h, UDP_OFF, fold(pseudo));
+      } else {
+        emitVnetNone(h, 0);
+        setUdpChecksum(h, UDP_OFF, this.fullChecksum(pseudo, payload));
+      }
+      parts[0] = this.hdrWithUdp;
+      parts[1] = payload;
+      const ok = sink.send(parts);
+      parts[1] = EMPTY; // do not keep the host's Buffer alive
+      if (!ok) count(c, UdpCounters.RX_DROP_SINK);
+      return ok;
+    }
+
+    // IP fragmentation toward the guest (RFC 791 3.2): every piece but the last carries a
+    // multiple of 8 bytes of the UDP datagram (header included) and More Fragments.
+    const fragRoom = ipRoom & ~7;
+    if (fragRoom < 8) { count(c, UdpCounters.RX_DROP_TOO_BIG); return false; }
+    const pieces = Math.ceil(udpLen / fragRoom);
+    if (pieces > this.maxFragments) { count(c, UdpCounters.RX_DROP_TOO_BIG); return false; }
+    emitVnetNone(h, 0);
+    setUdpChecksum(h, UDP_OFF, this.fullChecksum(pseudo, payload));
+    let ok = true;
+    for (let k = 0; k < pieces; k++) {
+      const start = k * fragRoom;
+      const end = Math.min(udpLen, start + fragRoom);
+      emitIpv4Header(h, IP_OFF, IPV4_HDR_LEN + (end - start), this.ident, TTL, IpProtocol.UDP, srcIp, dstIp, false);
+      setU16(h, IP_OFF + 6, (end < udpLen ? 0x2000 : 0) | (start >>> 3));
+      setU16(h, IP_OFF + 10, 0);
+      setU16(h, IP_OFF + 10, checksum(h, IP_OFF, IPV4_HDR_LEN));
+      if (k === 0) {
+        parts[0] = this.hdrWithUdp;
+        parts[1] = payload.subarray(0, end - UDP_HDR_LEN);
+      } else {
+        parts[0] = this.hdrIpOnly;
+        parts[1] = payload.subarray(start - UDP_HDR_LEN, end - UDP_HDR_LEN);
+      }
+      if (!sink.send(parts)) ok = false;
+    }
+    parts[1] = EMPTY;
+    if (ok) count(c, UdpCounters.RX_FRAGMENTED); else count(c, UdpCounters.RX_DROP_SINK);
+    return ok;
+  }
+
+  /** The complete UDP checksum (header in this.hdr with its field zeroed, then the payload). */
+  private fullChecksum(pseudo: number, payload: Uint8Array): number {
+    setUdpChecksum(this.hdr, UDP_OFF, 0);
+    const s = sum16(payload, 0, payload.length, sum16(this.hdr, UDP_OFF, UDP_HDR_LEN, pseudo));
+    const ck = ~fold(s) & 0xffff;
+    // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
+    return ck === 0 ? 0xffff : ck;
+  }
+
+  // --- address classes -----------------------------------------------------------------------
+
+  /** Unicast and not the subnet's broadcast address. */
+  private isUnicast(a: number): boolean {
+    if (a >>> 28 >= 14 || a === 0) return false;
+    const host = ~this.subnetMask >>> 0;
+    return !(host !== 0 && ((a & this.subnetMask) >>> 0) === this.cfg.network && ((a & host) >>> 0) === host);
+  }
+
+  /** A real address a reply may carry as its source into the guest's world. */
+  private isRoutable(a: number): boolean {
+    const first = a >>> 24;
+    if (first === 0 || first === 127 || first >= 224) return false;
+    return ((a & this.subnetMask) >>> 0) !== this.cfg.network;
+  }
+}
