@@ -361,14 +361,21 @@ test('fuzz: random and mutated frames never throw', () => {
   disc.set(GUEST_MAC, L4 + 8 + 28);
   const frameArb = fc.oneof(
     fc.uint8Array({ minLength: 0, maxLength: 400 }),
-    fc.tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat())
-      .map(([seed, muts, cut]) => {
+    fc.tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat(), fc.boolean())
+      .map(([seed, muts, cut, fixSum]) => {
         const f = seed.slice(0, Math.max(0, seed.length - (cut % 8 === 0 ? cut % seed.length : 0)));
-        for (const [pos, val] of muts) if (f.length > 0) f[pos % f.length] = val;
+        // Mutate mostly past the Ethernet header, where the interesting parsing is.
+        for (const [pos, val] of muts) if (f.length > IP) f[IP + (pos % (f.length - IP))] = val;
+        // Keep the IPv4 header checksum right half the time so mutations reach ICMP/UDP/DHCP.
+        if (fixSum && f.length >= L4 && (f[IP]! >> 4) === 4) {
+          const hl = (f[IP]! & 0x0f) * 4;
+          if (hl >= 20 && IP + hl <= f.length) { setU16(f, IP + 10, 0); setU16(f, IP + 10, checksum(f, IP, hl)); }
+        }
         return f;
       }),
   );
   const owner = { retain(): void {}, release(): void {} };
+  const before = { ...router.counters };
   fc.assert(fc.property(frameArb, (f) => {
     // Straight into the router, through the switch, and as parts.
     router.deliver({ buf: f, off: 0, len: f.length, slot: 0, owner });
@@ -376,5 +383,12 @@ test('fuzz: random and mutated frames never throw', () => {
     if (f.length > 0) dev.inject(f);
     router.deliverParts([f.subarray(0, f.length >> 1), f.subarray(f.length >> 1)]);
     return true;
-  }), { numRuns: 3000 });
+  }), { numRuns: 5000 });
+  // The mutations did reach the deeper parsers, and every table stayed bounded.
+  const grew = (k: string) => (router.counters[k] ?? 0) > (before[k] ?? 0);
+  for (const k of ['ipv4_bad_checksum', 'ipv4_malformed', 'icmp_echo_reply_sent', 'dhcp_rx', 'arp_reply_sent', 'ipv4_forwarded']) {
+    assert.ok(grew(k), `fuzzing reached ${k}`);
+  }
+  assert.ok(router.arpEntries().length <= 1024);
+  assert.ok(sw.macCount <= 4096);
 });
