@@ -6,8 +6,9 @@
 // stripped. Superframes are written as they are (up to ~64 KiB): tcpdump shows one large TCP
 // segment, which is exactly what crossed the TAP. Records are appended to one preallocated buffer
 // and written with synchronous fs calls when it fills, on a timer, and on close(). This is a
-// debugging aid on the packet path, so nothing here throws after open(): a failed write is counted
-// and the buffered records are dropped; after repeated failures the writer stops trying.
+// debugging aid on the packet path, so nothing here throws after open(): a failed write is counted,
+// the buffered records are dropped and the file is cut back to its last whole record (writes are
+// positional for that reason); after repeated failures the writer stops trying.
 //
 // File layout (all fields little-endian, as written by the host that made the file):
 //
@@ -73,6 +74,8 @@ export class PcapWriter {
   private pending = 0;
   private pendingBytes = 0;
   private consecutiveErrors = 0;
+  /** Bytes of whole records in the file; writes are positional so a failed one can be cut off. */
+  private fileSize = 0;
   private timer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
 
@@ -172,6 +175,8 @@ export class PcapWriter {
       this.writeOut();
       this.consecutiveErrors = 0;
     } catch {
+      // Cut off a partially written record so the file stays readable up to the last good one.
+      try { fs.ftruncateSync(this.fd, this.fileSize); } catch { /* the next write will tell */ }
       this.counters.errors++;
       this.counters.dropped += this.pending;
       this.counters.frames -= this.pending;
@@ -229,10 +234,11 @@ export class PcapWriter {
   private writeOut(): void {
     let done = 0;
     while (done < this.used) {
-      const n = fs.writeSync(this.fd, this.buf, done, this.used - done);
+      const n = fs.writeSync(this.fd, this.buf, done, this.used - done, this.fileSize + done);
       if (n <= 0) throw new Error('pcap: write made no progress');
       done += n;
     }
+    this.fileSize += this.used;
     this.used = 0;
     this.pending = 0;
     this.pendingBytes = 0;

@@ -1,8 +1,10 @@
 // The pcap writer: files that libpcap readers accept, byte-exact records, bounded buffering and
 // no exceptions into the data path.
-import { test, describe, after } from 'node:test';
+import { test, describe, after, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+// The module object itself (not an import namespace), so a test can mock one of its methods.
+import fsModule = require('node:fs');
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -187,6 +189,38 @@ describe('pcap writer', () => {
     assert.equal(w.counters.frames, 0, 'nothing reached the file');
     assert.equal(w.counters.dropped, 20);
     assert.doesNotThrow(() => w.close());
+  });
+
+  test('a write that fails half-way is cut off: the file stays readable', () => {
+    const f = tmpFile();
+    const w = PcapWriter.open(f, { flushIntervalMs: 0 });
+    const arp = loadFixture('arp-request');
+    const syn = loadFixture('tcp-syn');
+    w.writeFrame(arp, 0, arp.length);
+    w.flush();
+    // The next flush writes 30 bytes of a record, then the disk fills up.
+    let calls = 0;
+    const real = fsModule.writeSync;
+    const m = mock.method(fsModule, 'writeSync', (fd: number, buf: Uint8Array, off: number, len: number, pos: number) => {
+      if (calls++ === 0) return real(fd, buf, off, Math.min(len, 30), pos);
+      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    });
+    try {
+      w.writeFrame(syn, 0, syn.length);
+      assert.doesNotThrow(() => w.flush());
+    } finally {
+      m.mock.restore();
+    }
+    assert.equal(w.counters.errors, 1);
+    assert.equal(w.counters.dropped, 1);
+    assert.equal(w.isOpen, true);
+    w.writeFrame(syn, 0, syn.length);
+    w.close();
+    const p = readPcap(f);
+    assert.equal(p.recs.length, 2);
+    assert.deepEqual(p.recs[0]!.data, arp.subarray(10));
+    assert.deepEqual(p.recs[1]!.data, syn.subarray(10));
+    assert.equal(w.counters.frames, 2);
   });
 
   test('open: a missing directory is a coded error', () => {
