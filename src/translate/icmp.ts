@@ -1,0 +1,457 @@
+// ICMP echo translation through unprivileged ping sockets.
+//
+// Theory of operation
+// -------------------
+// Linux lets an unprivileged process send echo requests through
+// socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP) when its group is inside net.ipv4.ping_group_range
+// (of the netns tapswitch runs in, i.e. the host's). The kernel owns the echo identifier: it
+// rewrites the one we send to the socket's own "port" and delivers to the socket only the echo
+// replies that carry it. node:dgram cannot create such a socket, but `bind({ fd })` on one the
+// addon opened sends and receives on it (send() wants a port > 0, which the kernel ignores).
+//
+// A flow is one (guest source, echo identifier, destination): `ping -c 3 1.1.1.1` is one flow,
+// two pings at once are two. Each flow owns one ping socket, so a reply needs no demultiplexing:
+// it goes back to the flow's guest with the guest's identifier restored (RFC 1624 incremental
+// checksum update: only that field changes) and the pinged address as its source (the gateway
+// when the guest pinged the gateway and it mapped to 127.0.0.1). Sequence numbers and data pass
+// through untouched, so the guest's ping matches replies and measures RTT as usual.
+//
+// Destinations go through mapDestination(): echo to the gateway and DNS addresses is answered by
+// the router before it gets here, but if one arrives the gateway means 127.0.0.1 (or, with host
+// loopback disabled, ICMP net unreachable) and the DNS address means the upstream resolver.
+//
+// Where ping sockets are not permitted (EACCES/EPERM: Debian's default range "1 0"), or the addon
+// is not built, one warning says so and how to fix it; every later echo request is dropped and
+// counted without another syscall, and everything else keeps working.
+//
+// Bounds: at most 256 flows (each an fd; the least recently used is evicted), idle timeout 30 s,
+// at most 64 sends in flight. Sends are zero-copy from the receive slab exactly as for UDP (see
+// host-dgram.ts). A send that fails locally (no route) is answered with ICMP unreachable.
+// ICMP errors from the network about our echo requests (host unreachable...) are not seen: the
+// ping sockets are unconnected and node:dgram cannot set IP_RECVERR. The guest's ping then just
+// times out, as ping through slirp4netns does.
+import * as dgram from 'node:dgram';
+import { setU16, u16 } from '../wire/bytes';
+import { updateChecksum16 } from '../wire/checksum';
+import { emitEthernet, EtherType, ETH_HDR_LEN, type EthernetView } from '../wire/ethernet';
+import { count, type Counters, type Frame } from '../wire/frame';
+import { IcmpType, IcmpUnreachCode, IcmpView, ICMP_HDR_LEN } from '../wire/icmp';
+import { emitIpv4Header, IpProtocol, IPV4_HDR_LEN, type Ipv4View } from '../wire/ipv4';
+import { emitVnetNone, VNET_HDR_LEN } from '../wire/vnet';
+import { prefixMask } from '../wire/addr';
+import type { DataPlaneConfig } from '../worker/protocol';
+import { mapDestination } from './host-map';
+import { QUOTE_MAX, SendRing, syncLookup } from './host-dgram';
+import { sendIcmpUnreachable } from './icmp-error';
+import type { GuestSink, Logger, ProtocolTranslator, TranslatorContext } from './types';
+
+/** Opens one IPv4 ping socket: an fd, or -errno. */
+export type PingSocketOpener = () => number;
+
+export interface IcmpTranslatorOptions {
+  /** Idle time (ms) after which a flow's ping socket is closed. Default 30 000. */
+  idleTimeoutMs?: number;
+  /** Most concurrent flows (= ping sockets); the least recently used is evicted. Default 256. */
+  maxFlows?: number;
+  /** Sends queued in libuv at once before requests are dropped. Default 64. */
+  maxPendingSends?: number;
+  /** Sweep period (ms). Default min(1000, idle timeout / 2). */
+  sweepIntervalMs?: number;
+  /** Millisecond clock (tests may inject one). Default Date.now. */
+  now?: () => number;
+  /** Default: the native addon's openPingSocket(4). */
+  openPingSocket?: PingSocketOpener;
+  /** Closes an fd that never became a socket (default: the addon's close). */
+  closeFd?: (fd: number) => void;
+}
+
+export const ICMP_DEFAULTS = {
+  idleTimeoutMs: 30_000,
+  maxFlows: 256,
+  maxPendingSends: 64,
+} as const;
+
+export const IcmpCounters = {
+  FLOWS_CREATED: 'icmp.flows.created',
+  FLOWS_EXPIRED: 'icmp.flows.expired',
+  FLOWS_EVICTED: 'icmp.flows.evicted',
+  FLOWS_ERRORED: 'icmp.flows.errored',
+  TX_ECHO: 'icmp.tx.echo_requests',
+  TX_DROP_MALFORMED: 'icmp.tx.drop.malformed',
+  TX_DROP_FRAGMENT: 'icmp.tx.drop.fragment',
+  TX_DROP_NOT_ECHO: 'icmp.tx.drop.not_echo_request',
+  TX_DROP_BAD_CHECKSUM: 'icmp.tx.drop.bad_checksum',
+  TX_DROP_NOT_UNICAST: 'icmp.tx.drop.not_unicast',
+  TX_DROP_UNREACHABLE: 'icmp.tx.drop.unreachable',
+  /** Ping sockets are not permitted here (or the addon is missing): echo is disabled. */
+  TX_DROP_NOT_PERMITTED: 'icmp.tx.drop.not_permitted',
+  TX_DROP_SOCKET: 'icmp.tx.drop.socket',
+  TX_DROP_BACKLOG: 'icmp.tx.drop.backlog',
+  TX_ERROR: 'icmp.tx.error',
+  RX_ECHO: 'icmp.rx.echo_replies',
+  RX_DROP_NOT_REPLY: 'icmp.rx.drop.not_echo_reply',
+  RX_DROP_WRONG_SOURCE: 'icmp.rx.drop.wrong_source',
+  RX_DROP_NO_MAC: 'icmp.rx.drop.no_mac',
+  RX_DROP_TOO_BIG: 'icmp.rx.drop.too_big',
+  RX_DROP_SINK: 'icmp.rx.drop.sink',
+  ICMP_SENT: 'icmp.errors_sent',
+} as const;
+
+/** The one warning when ping sockets are refused (EACCES/EPERM). */
+export const PING_NOT_PERMITTED_WARNING =
+  "ICMP echo disabled: this user's group is outside net.ipv4.ping_group_range " +
+  "(allow it with: sysctl -w net.ipv4.ping_group_range='0 2147483647'); everything else keeps working";
+
+const EPERM = 1;
+const EACCES = 13;
+const TTL = 64;
+const IP_OFF = VNET_HDR_LEN + ETH_HDR_LEN; // 24
+const HDRS_LEN = IP_OFF + IPV4_HDR_LEN; // 44
+const EMPTY = new Uint8Array(0);
+
+class PingFlow {
+  lastActive: number;
+  closed = false;
+  bound = false;
+  twin: PingFlow | null = null;
+  older: PingFlow | null = null;
+  newer: PingFlow | null = null;
+
+  constructor(readonly key: number, readonly guestIp: number, readonly guestId: number,
+    /** The address the guest pinged (the replies' source). */
+    readonly dst: number,
+    /** Where the ping socket sends (mapDestination's answer). */
+    readonly hostAddr: string,
+    readonly sock: dgram.Socket, now: number) {
+    this.lastActive = now;
+  }
+}
+
+/** A small-integer (Smi) key; flows sharing one chain through `twin`. */
+function flowKey(guestIp: number, id: number, dst: number): number {
+  return (dst ^ Math.imul(guestIp, 0x9e3779b1) ^ (id << 8)) | 0;
+}
+
+export class IcmpTranslator implements ProtocolTranslator {
+  private readonly cfg: DataPlaneConfig;
+  private readonly sink: GuestSink;
+  private readonly counters: Counters;
+  private readonly log: Logger;
+  private readonly idleMs: number;
+  private readonly maxFlows: number;
+  private readonly sweepMs: number;
+  private readonly now: () => number;
+  private readonly subnetMask: number;
+  private opener: PingSocketOpener | null;
+  private closeFd: ((fd: number) => void) | null;
+  /** Set once ping sockets proved unavailable: no more attempts, one warning. */
+  private disabled = false;
+
+  private readonly flows = new Map<number, PingFlow>();
+  private size = 0;
+  private lruHead: PingFlow | null = null;
+  private lruTail: PingFlow | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly icmp = new IcmpView();
+  private readonly ring: SendRing;
+
+  private readonly hdr = new Uint8Array(HDRS_LEN);
+  private readonly parts: Uint8Array[] = [this.hdr, EMPTY];
+  private ident = 0;
+
+  constructor(ctx: TranslatorContext, opts: IcmpTranslatorOptions = {}) {
+    this.cfg = ctx.config;
+    this.sink = ctx.sink;
+    this.counters = ctx.counters;
+    this.log = ctx.log;
+    this.idleMs = opts.idleTimeoutMs ?? ICMP_DEFAULTS.idleTimeoutMs;
+    this.maxFlows = Math.max(1, opts.maxFlows ?? ICMP_DEFAULTS.maxFlows);
+    this.sweepMs = opts.sweepIntervalMs ?? Math.max(10, Math.min(1000, Math.floor(this.idleMs / 2)));
+    this.now = opts.now ?? Date.now;
+    this.subnetMask = prefixMask(this.cfg.prefixLength);
+    this.opener = opts.openPingSocket ?? null;
+    this.closeFd = opts.closeFd ?? null;
+    this.ring = new SendRing(Math.max(1, opts.maxPendingSends ?? ICMP_DEFAULTS.maxPendingSends),
+      (ring, i, err) => this.onSendFailed(ring, i, err));
+  }
+
+  get flowCount(): number { return this.size; }
+
+  /** False once ping sockets proved unavailable (see PING_NOT_PERMITTED_WARNING). */
+  get echoEnabled(): boolean { return !this.disabled; }
+
+  get pendingSends(): number { return this.ring.pending; }
+
+  onPacket(frame: Frame, _eth: EthernetView, ip: Ipv4View): void {
+    const c = this.counters;
+    if (ip.protocol !== IpProtocol.ICMP) { count(c, IcmpCounters.TX_DROP_MALFORMED); return; }
+    if (ip.isFragment) { count(c, IcmpCounters.TX_DROP_FRAGMENT); return; }
+    const m = this.icmp;
+    if (!m.bind(ip.b, ip.payloadOffset, ip.payloadLength)) { count(c, IcmpCounters.TX_DROP_MALFORMED); return; }
+    // Only echo requests can be translated; the kernel refuses any other type or a nonzero code.
+    if (m.type !== IcmpType.ECHO_REQUEST || m.code !== 0) { count(c, IcmpCounters.TX_DROP_NOT_ECHO); return; }
+    // ICMP is never checksum-offloaded, so the guest's checksum is final: a bad one is noise.
+    if (!m.checksumValid) { count(c, IcmpCounters.TX_DROP_BAD_CHECKSUM); return; }
+    const dst = ip.dstAddr;
+    if (!this.isUnicast(dst)) { count(c, IcmpCounters.TX_DROP_NOT_UNICAST); return; }
+    if (this.disabled) { count(c, IcmpCounters.TX_DROP_NOT_PERMITTED); return; }
+    const src = ip.srcAddr;
+    const sfirst = src >>> 24;
+    if (sfirst === 0 || sfirst === 127 || sfirst >= 224) { count(c, IcmpCounters.TX_DROP_MALFORMED); return; }
+    const id = m.identifier;
+    const now = this.now();
+
+    const key = flowKey(src, id, dst);
+    let flow = this.flows.get(key);
+    while (flow !== undefined && (flow.guestIp !== src || flow.guestId !== id || flow.dst !== dst)) {
+      flow = flow.twin ?? undefined;
+    }
+    if (flow === undefined) {
+      // The DNS address only means something on port 53: ask mapDestination as if for it.
+      const t = mapDestination(this.cfg, dst, dst === this.cfg.dns ? 53 : 1);
+      if (t.kind === 'unreachable') {
+        count(c, IcmpCounters.TX_DROP_UNREACHABLE);
+        this.icmpError(IcmpUnreachCode.NET, this.cfg.gateway, ip.b, ip.o, ip.tl);
+        return;
+      }
+      const created = this.createFlow(key, src, id, dst, t.address, now);
+      if (created === null) return; // counted inside
+      flow = created;
+    }
+    flow.lastActive = now;
+    this.touch(flow);
+
+    const ring = this.ring;
+    const i = ring.begin(frame.owner, frame.slot, ip.b, ip.o, ip.tl, dst);
+    if (i < 0) { count(c, IcmpCounters.TX_DROP_BACKLOG); return; }
+    const sock = flow.sock;
+    try {
+      // The whole ICMP message as the guest built it; the kernel sets the identifier and checksum.
+      // Port 1: dgram insists on one, the kernel ignores it.
+      sock.send(ip.b, m.o, m.n, 1, flow.hostAddr, ring.callback(i));
+    } catch {
+      count(c, IcmpCounters.TX_DROP_SOCKET);
+      ring.callback(i)(null);
+      return;
+    }
+    if (flow.bound && sock.getSendQueueCount() === 0) ring.settle(i);
+    count(c, IcmpCounters.TX_ECHO);
+  }
+
+  close(): void {
+    if (this.sweeper !== null) { clearInterval(this.sweeper); this.sweeper = null; }
+    while (this.lruHead !== null) this.closeFlow(this.lruHead, null);
+    this.flows.clear();
+  }
+
+  /** Close idle flows now (the timer calls this; tests may too). */
+  sweep(): void {
+    const now = this.now();
+    // LRU order is idle order here (one timeout for all): stop at the first live flow.
+    while (this.lruHead !== null && now - this.lruHead.lastActive >= this.idleMs) {
+      this.closeFlow(this.lruHead, IcmpCounters.FLOWS_EXPIRED);
+    }
+    if (this.size === 0 && this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+
+  // --- ping sockets --------------------------------------------------------------------------
+
+  /** The opener, loading the addon on first use; null (and echo disabled) when it cannot load. */
+  private getOpener(): PingSocketOpener | null {
+    if (this.opener !== null) return this.opener;
+    try {
+      // Loaded lazily: tests and hosts without the addon still get UDP/TCP.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { native } = require('../link/native') as typeof import('../link/native');
+      this.opener = () => native.openPingSocket(4);
+      if (this.closeFd === null) this.closeFd = (fd) => { native.close(fd); };
+      return this.opener;
+    } catch (err) {
+      this.disable(`ICMP echo disabled: the native addon is not available (${(err as Error).message})`);
+      return null;
+    }
+  }
+
+  private disable(warning: string): void {
+    if (this.disabled) return;
+    this.disabled = true;
+    this.log.log('warn', warning);
+  }
+
+  private createFlow(key: number, guestIp: number, guestId: number, dst: number, hostAddr: string,
+    now: number): PingFlow | null {
+    const c = this.counters;
+    const open = this.getOpener();
+    if (open === null) { count(c, IcmpCounters.TX_DROP_NOT_PERMITTED); return null; }
+    if (this.size >= this.maxFlows && this.lruHead !== null) this.closeFlow(this.lruHead, IcmpCounters.FLOWS_EVICTED);
+    let fd: number;
+    try {
+      fd = open();
+    } catch (err) {
+      fd = -1;
+      this.log.log('debug', `icmp: openPingSocket threw: ${(err as Error).message}`);
+    }
+    if (fd < 0) {
+      if (fd === -EACCES || fd === -EPERM) {
+        this.disable(PING_NOT_PERMITTED_WARNING);
+        count(c, IcmpCounters.TX_DROP_NOT_PERMITTED);
+      } else {
+        // EMFILE, ENOBUFS...: this request fails, later ones may not.
+        if (this.log.enabled('debug')) this.log.log('debug', `icmp: cannot open a ping socket: errno ${-fd}`);
+        count(c, IcmpCounters.TX_DROP_SOCKET);
+      }
+      return null;
+    }
+    let sock: dgram.Socket;
+    try {
+      sock = dgram.createSocket({ type: 'udp4', lookup: syncLookup as never });
+    } catch {
+      this.closeFd?.(fd);
+      count(c, IcmpCounters.TX_DROP_SOCKET);
+      return null;
+    }
+    const flow = new PingFlow(key, guestIp, guestId, dst, hostAddr, sock, now);
+    sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onReply(flow, msg, rinfo));
+    sock.on('error', (err: Error) => this.onSocketError(flow, err));
+    sock.on('listening', () => { flow.bound = true; });
+    try {
+      // From here the socket owns the fd (closing the socket closes it).
+      sock.bind({ fd });
+    } catch (err) {
+      this.log.log('debug', `icmp: cannot adopt ping socket fd ${fd}: ${(err as Error).message}`);
+      this.closeFd?.(fd);
+      count(c, IcmpCounters.TX_DROP_SOCKET);
+      return null;
+    }
+    flow.twin = this.flows.get(key) ?? null;
+    this.flows.set(key, flow);
+    this.size++;
+    this.lruAppend(flow);
+    count(c, IcmpCounters.FLOWS_CREATED);
+    if (this.sweeper === null) {
+      this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
+      this.sweeper.unref();
+    }
+    return flow;
+  }
+
+  private closeFlow(flow: PingFlow, reason: string | null): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    const first = this.flows.get(flow.key);
+    if (first === flow) {
+      if (flow.twin === null) this.flows.delete(flow.key); else this.flows.set(flow.key, flow.twin);
+    } else {
+      let f: PingFlow | null = first ?? null;
+      while (f !== null && f.twin !== flow) f = f.twin;
+      if (f !== null) f.twin = flow.twin;
+    }
+    flow.twin = null;
+    this.size--;
+    this.lruUnlink(flow);
+    if (reason !== null) count(this.counters, reason);
+    try {
+      flow.sock.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  private touch(flow: PingFlow): void {
+    if (this.lruTail === flow) return;
+    this.lruUnlink(flow);
+    this.lruAppend(flow);
+  }
+
+  private lruAppend(flow: PingFlow): void {
+    flow.older = this.lruTail;
+    flow.newer = null;
+    if (this.lruTail !== null) this.lruTail.newer = flow; else this.lruHead = flow;
+    this.lruTail = flow;
+  }
+
+  private lruUnlink(flow: PingFlow): void {
+    if (flow.older !== null) flow.older.newer = flow.newer; else if (this.lruHead === flow) this.lruHead = flow.newer;
+    if (flow.newer !== null) flow.newer.older = flow.older; else if (this.lruTail === flow) this.lruTail = flow.older;
+    flow.older = null;
+    flow.newer = null;
+  }
+
+  private onSocketError(flow: PingFlow, err: Error): void {
+    if (this.log.enabled('debug')) {
+      this.log.log('debug', `icmp: ping socket error: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+    }
+    this.closeFlow(flow, IcmpCounters.FLOWS_ERRORED);
+  }
+
+  private onSendFailed(ring: SendRing, i: number, err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ECANCELED' || code === 'ERR_SOCKET_DGRAM_NOT_RUNNING') return;
+    count(this.counters, IcmpCounters.TX_ERROR);
+    const q = ring.quote;
+    const qo = i * QUOTE_MAX;
+    const ql = ring.quoteLen[i]!;
+    switch (code) {
+      case 'ENETUNREACH': this.icmpError(IcmpUnreachCode.NET, this.cfg.gateway, q, qo, ql); break;
+      case 'EHOSTUNREACH':
+      case 'EHOSTDOWN': this.icmpError(IcmpUnreachCode.HOST, this.cfg.gateway, q, qo, ql); break;
+      case 'EACCES':
+      case 'EPERM': this.icmpError(IcmpUnreachCode.ADMIN_PROHIBITED, this.cfg.gateway, q, qo, ql); break;
+      default:
+        if (this.log.enabled('debug')) this.log.log('debug', `icmp: send failed: ${code ?? err.message}`);
+        break;
+    }
+  }
+
+  private icmpError(code: number, from: number, buf: Uint8Array, ipOff: number, ipLen: number): void {
+    if (sendIcmpUnreachable(this.sink, code, from, buf, ipOff, ipLen) === 0) {
+      count(this.counters, IcmpCounters.ICMP_SENT);
+    }
+  }
+
+  // --- replies -------------------------------------------------------------------------------
+
+  private onReply(flow: PingFlow, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (flow.closed) return;
+    const c = this.counters;
+    // A ping socket delivers the ICMP message without its IP header.
+    if (msg.length < ICMP_HDR_LEN || msg[0] !== IcmpType.ECHO_REPLY || msg[1] !== 0) {
+      count(c, IcmpCounters.RX_DROP_NOT_REPLY);
+      return;
+    }
+    if (rinfo.address !== flow.hostAddr) { count(c, IcmpCounters.RX_DROP_WRONG_SOURCE); return; }
+    if (IPV4_HDR_LEN + msg.length > this.cfg.mtu) { count(c, IcmpCounters.RX_DROP_TOO_BIG); return; }
+    const sink = this.sink;
+    const mac = sink.macFor(flow.guestIp);
+    if (mac === null) { count(c, IcmpCounters.RX_DROP_NO_MAC); return; }
+    flow.lastActive = this.now();
+    this.touch(flow);
+
+    // Give the guest its own identifier back. The Buffer is ours (dgram allocates one per
+    // message), so rewrite it in place.
+    const hostId = u16(msg, 4);
+    setU16(msg, 2, updateChecksum16(u16(msg, 2), hostId, flow.guestId));
+    setU16(msg, 4, flow.guestId);
+
+    const h = this.hdr;
+    emitVnetNone(h, 0);
+    emitEthernet(h, VNET_HDR_LEN, mac, sink.gatewayMac, EtherType.IPV4);
+    this.ident = (this.ident + 1) & 0xffff;
+    emitIpv4Header(h, IP_OFF, IPV4_HDR_LEN + msg.length, this.ident, TTL, IpProtocol.ICMP, flow.dst, flow.guestIp, false);
+    const parts = this.parts;
+    parts[1] = msg;
+    const ok = sink.send(parts);
+    parts[1] = EMPTY;
+    if (ok) count(c, IcmpCounters.RX_ECHO); else count(c, IcmpCounters.RX_DROP_SINK);
+  }
+
+  /** Unicast and not the subnet's broadcast address. */
+  private isUnicast(a: number): boolean {
+    if (a >>> 28 >= 14 || a === 0) return false;
+    const host = ~this.subnetMask >>> 0;
+    return !(host !== 0 && ((a & this.subnetMask) >>> 0) === this.cfg.network && ((a & host) >>> 0) === host);
+  }
+}
