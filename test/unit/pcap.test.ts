@@ -214,6 +214,7 @@ describe('pcap writer', () => {
     assert.equal(w.counters.errors, 1);
     assert.equal(w.counters.dropped, 1);
     assert.equal(w.isOpen, true);
+    assert.equal(readPcap(f).recs.length, 1, 'no partial record at the end of the file');
     w.writeFrame(syn, 0, syn.length);
     w.close();
     const p = readPcap(f);
