@@ -16,16 +16,18 @@
 //
 // MAC table
 // ---------
-// A Map from the MAC as a 48-bit number (macKey) to {port, seen}. Entries age out `agingMs` after
-// the station was last heard (default 300 s, as 802.1D recommends). The Map's insertion order is
-// kept close to "least recently heard first": an entry heard again more than REFRESH_MS after its
-// last move is re-inserted at the end. So
-//   - expiry sweeps walk from the front and stop at the first live entry (cheap), and
-//   - when the table is full (default 4096 entries) and a new station appears, the entry at the
-//     front (heard least recently, within REFRESH_MS) is evicted to make room: a station that is
-//     talking always gets learned; the cost of a MAC flood from a container is only more flooding.
-// Lookups are allocation-free; only learning a new station allocates its entry.
-import { isMulticastMac, macKey } from '../wire/addr';
+// Entries age out `agingMs` after the station was last heard (default 300 s, as 802.1D
+// recommends). The table is bounded (default 4096 entries): when it is full of live entries and a
+// new station appears, the station heard least recently is evicted, so a station that is talking
+// always gets learned and the cost of a MAC flood from a container is only more flooding.
+//
+// Allocation-free per frame: a MAC is looked up as two 24-bit halves (OUI, then the rest), each a
+// small integer, in two levels of Maps. (A 48-bit macKey() is not a small integer in V8: every
+// lookup by it would box a fresh heap number.) Entries also sit on a doubly linked list in the
+// order they were last heard: expiry sweeps walk from its head and stop at the first live entry,
+// eviction takes the head, hearing a station moves it to the tail: all O(1). Only learning a new
+// station may allocate (its entry; removed entries are recycled).
+import { isMulticastMac } from '../wire/addr';
 import { ETH_HDR_LEN } from '../wire/ethernet';
 import { type Counters, type Frame, count } from '../wire/frame';
 import { VNET_HDR_LEN } from '../wire/vnet';
@@ -44,7 +46,7 @@ export interface SwitchPort {
 export interface SwitchOptions {
   /** Shared counters (a worker's); a fresh object when omitted. */
   counters?: Counters;
-  /** Monotonic clock in milliseconds (injectable for tests). Default: performance.now(). */
+  /** Monotonic clock in milliseconds (injectable for tests). Default: coarseNow(). */
   now?: () => number;
   /** How long a learned MAC stays without being heard again. Default 300 000 ms. */
   agingMs?: number;
@@ -53,15 +55,38 @@ export interface SwitchOptions {
 }
 
 interface MacEntry {
-  port: SwitchPort;
+  /** The MAC's first and last three bytes. */
+  hi: number;
+  lo: number;
+  port: SwitchPort | null;
   /** Last time the station was heard. */
   seen: number;
-  /** Last time the entry was moved to the end of the Map's order. */
-  moved: number;
+  /** Neighbours in the last-heard order (prev: heard earlier). */
+  prev: MacEntry | null;
+  next: MacEntry | null;
 }
 
-/** Heard again this long after its last move, an entry is moved to the end of the table order. */
-const REFRESH_MS = 1000;
+function mac24(b: Uint8Array, o: number): number {
+  return (b[o]! << 16) | (b[o + 1]! << 8) | b[o + 2]!;
+}
+
+// The switch reads the clock for every frame, and performance.now() costs more than the rest of
+// the switching (and boxes a heap number per call). Aging is measured in minutes, so by default
+// the switch reads a copy of performance.now() that an unref'd timer refreshes every 100 ms.
+let coarseMs = performance.now();
+let coarseTimer: ReturnType<typeof setInterval> | null = null;
+
+/** performance.now() as of at most COARSE_CLOCK_MS ago (once startCoarseClock() ran). */
+export function coarseNow(): number { return coarseMs; }
+export const COARSE_CLOCK_MS = 100;
+
+function startCoarseClock(): void {
+  if (coarseTimer !== null) return;
+  coarseMs = performance.now();
+  coarseTimer = setInterval(() => { coarseMs = performance.now(); }, COARSE_CLOCK_MS);
+  coarseTimer.unref();
+}
+
 /** Offset of the Ethernet header inside a frame. */
 const ETH = VNET_HDR_LEN;
 const MIN_FRAME = VNET_HDR_LEN + ETH_HDR_LEN;
@@ -71,12 +96,21 @@ export class Switch {
   private readonly now: () => number;
   private readonly agingMs: number;
   private readonly maxEntries: number;
-  private readonly table = new Map<number, MacEntry>();
+  /** hi24 -> lo24 -> entry. */
+  private readonly table = new Map<number, Map<number, MacEntry>>();
+  private size = 0;
+  /** Least recently heard. */
+  private head: MacEntry | null = null;
+  /** Most recently heard. */
+  private tail: MacEntry | null = null;
+  /** Removed entries, chained through `next`, for reuse. */
+  private spare: MacEntry | null = null;
   private readonly ports: SwitchPort[] = [];
 
   constructor(opts: SwitchOptions = {}) {
     this.counters = opts.counters ?? {};
-    this.now = opts.now ?? (() => performance.now());
+    if (opts.now === undefined) startCoarseClock();
+    this.now = opts.now ?? coarseNow;
     this.agingMs = opts.agingMs ?? 300_000;
     this.maxEntries = Math.max(1, opts.maxEntries ?? 4096);
   }
@@ -92,17 +126,21 @@ export class Switch {
     const i = this.ports.indexOf(port);
     if (i < 0) return;
     this.ports.splice(i, 1);
-    for (const [k, e] of this.table) if (e.port === port) this.table.delete(k);
+    for (let e = this.head; e !== null;) {
+      const next = e.next;
+      if (e.port === port) this.remove(e);
+      e = next;
+    }
   }
 
   get portCount(): number { return this.ports.length; }
   /** Learned stations (live or not yet swept). */
-  get macCount(): number { return this.table.size; }
+  get macCount(): number { return this.size; }
 
   /** The port a MAC (as macKey) was learned on, if the entry is still live. For tests and stats. */
   lookup(mac: number): SwitchPort | null {
-    const e = this.table.get(mac);
-    if (!e || this.now() - e.seen > this.agingMs) return null;
+    const e = this.find(Math.floor(mac / 0x1000000), mac % 0x1000000);
+    if (e === undefined || this.now() - e.seen > this.agingMs) return null;
     return e.port;
   }
 
@@ -161,20 +199,19 @@ export class Switch {
     count(c, 'switch_rx');
     const now = this.now();
     if (isMulticastMac(b, eth + 6)) count(c, 'switch_src_multicast');
-    else this.learn(from, macKey(b, eth + 6), now);
+    else this.learn(from, mac24(b, eth + 6), mac24(b, eth + 9), now);
 
     if (isMulticastMac(b, eth)) {
       count(c, 'switch_flooded_multicast');
       return null;
     }
-    const dst = macKey(b, eth);
-    const e = this.table.get(dst);
+    const e = this.find(mac24(b, eth), mac24(b, eth + 3));
     if (e === undefined) {
       count(c, 'switch_flooded_unknown');
       return null;
     }
     if (now - e.seen > this.agingMs) {
-      this.table.delete(dst);
+      this.remove(e);
       count(c, 'switch_mac_expired');
       count(c, 'switch_flooded_unknown');
       return null;
@@ -187,43 +224,76 @@ export class Switch {
     return e.port;
   }
 
-  private learn(port: SwitchPort, key: number, now: number): void {
-    const table = this.table;
-    const e = table.get(key);
+  private find(hi: number, lo: number): MacEntry | undefined {
+    const inner = this.table.get(hi);
+    return inner === undefined ? undefined : inner.get(lo);
+  }
+
+  private learn(port: SwitchPort, hi: number, lo: number, now: number): void {
+    const e = this.find(hi, lo);
     if (e !== undefined) {
       if (e.port !== port) {
         e.port = port;
         count(this.counters, 'switch_mac_moved');
       }
       e.seen = now;
-      if (now - e.moved > REFRESH_MS) {
-        e.moved = now;
-        table.delete(key);
-        table.set(key, e);
-      }
+      if (e !== this.tail) { this.unlink(e); this.append(e); }
       return;
     }
     this.sweep(now);
-    if (table.size >= this.maxEntries) {
-      // Full of live entries: evict the one heard least recently (the front of the order).
-      for (const k of table.keys()) { table.delete(k); break; }
+    if (this.size >= this.maxEntries && this.head !== null) {
+      // Full of live entries: evict the station heard least recently.
+      this.remove(this.head);
       count(this.counters, 'switch_mac_evicted');
     }
-    table.set(key, { port, seen: now, moved: now });
+    let n = this.spare;
+    if (n !== null) {
+      this.spare = n.next;
+      n.hi = hi; n.lo = lo; n.port = port; n.seen = now;
+    } else {
+      n = { hi, lo, port, seen: now, prev: null, next: null };
+    }
+    let inner = this.table.get(hi);
+    if (inner === undefined) { inner = new Map(); this.table.set(hi, inner); }
+    inner.set(lo, n);
+    this.append(n);
+    this.size++;
     count(this.counters, 'switch_mac_learned');
   }
 
-  /** Drop expired entries from the front of the order (at most until the first live one). */
+  /** Drop expired entries from the head of the last-heard order, up to the first live one. */
   private sweep(now: number): void {
-    const table = this.table;
-    for (const [k, e] of table) {
-      // `moved` lags `seen` by at most REFRESH_MS, so order by `moved` is order by `seen` within it.
-      if (now - e.moved <= this.agingMs + REFRESH_MS) break;
-      if (now - e.seen > this.agingMs) {
-        table.delete(k);
-        count(this.counters, 'switch_mac_expired');
-      }
+    while (this.head !== null && now - this.head.seen > this.agingMs) {
+      this.remove(this.head);
+      count(this.counters, 'switch_mac_expired');
     }
+  }
+
+  private remove(e: MacEntry): void {
+    const inner = this.table.get(e.hi);
+    if (inner !== undefined) {
+      inner.delete(e.lo);
+      if (inner.size === 0) this.table.delete(e.hi);
+    }
+    this.unlink(e);
+    this.size--;
+    e.port = null;
+    e.next = this.spare;
+    this.spare = e;
+  }
+
+  private unlink(e: MacEntry): void {
+    if (e.prev !== null) e.prev.next = e.next; else this.head = e.next;
+    if (e.next !== null) e.next.prev = e.prev; else this.tail = e.prev;
+    e.prev = null;
+    e.next = null;
+  }
+
+  private append(e: MacEntry): void {
+    e.prev = this.tail;
+    e.next = null;
+    if (this.tail !== null) this.tail.next = e; else this.head = e;
+    this.tail = e;
   }
 }
 
