@@ -273,6 +273,95 @@ describe('captured frames', () => {
     assert.equal(b[v.payloadOffset + 8], 143, 'MLDv2 report');
   });
 
+  test('udp-fragment-first: MF set, offset 0, UDP header present with the whole length', () => {
+    const b = loadFixture('udp-fragment-first');
+    assertNoOffload(b);
+    const ip = ipv4(b);
+    assert.equal(ip.totalLength, 1500);
+    assert.equal(ip.moreFragments, true);
+    assert.equal(ip.dontFragment, false);
+    assert.equal(ip.fragmentOffset, 0);
+    assert.equal(ip.isFragment, true);
+    assert.equal(ip.protocol, IpProtocol.UDP);
+    // The UDP header's Length is the whole datagram, longer than this fragment: UdpView refuses
+    // it, which is right: a fragment must be reassembled (or dropped) before L4 parsing.
+    assert.equal(u16(b, ip.payloadOffset + 4), 3008);
+    assert.equal(new UdpView().bind(b, ip.payloadOffset, ip.payloadLength), false);
+    assert.equal(u16(b, ip.payloadOffset), 40054);
+    assert.equal(u16(b, ip.payloadOffset + 2), 9);
+  });
+
+  test('udp-fragment-last: offset 2960, no MF, same identification', () => {
+    const first = ipv4(loadFixture('udp-fragment-first'));
+    const b = loadFixture('udp-fragment-last');
+    const ip = ipv4(b);
+    assert.equal(ip.identification, first.identification);
+    assert.equal(ip.moreFragments, false);
+    assert.equal(ip.fragmentOffset, 2960);
+    assert.equal(ip.isFragment, true);
+    assert.equal(ip.payloadLength, 48);
+    assert.equal(ip.payloadLength + ip.fragmentOffset, 3008, 'UDP header + 3000 bytes');
+    // The payload pattern continues at datagram offset 2960 (UDP data offset 2952).
+    assert.equal(b[ip.payloadOffset], (5 * 2952 + 1) & 0xff);
+  });
+
+  test('tcp6-syn: IPv6 fixed header and TCP options over IPv6', () => {
+    const b = loadFixture('tcp6-syn');
+    assert.equal(vnetFlags(b, 0), VnetFlags.NEEDS_CSUM);
+    assert.equal(vnetCsumStart(b, 0), 54, 'Ethernet 14 + IPv6 40');
+    assert.equal(vnetCsumOffset(b, 0), 16);
+    const e = eth(b);
+    assert.equal(e.etherType, EtherType.IPV6);
+    const v = new Ipv6View();
+    assert.equal(v.bind(b, e.payloadOffset, e.payloadLength), true);
+    assert.equal(v.trafficClass, 0);
+    assert.equal(v.flowLabel, 0x81639);
+    assert.equal(v.payloadLength, 40);
+    assert.equal(v.nextHeader, Ipv6NextHeader.TCP);
+    assert.equal(v.hopLimit, 64);
+    assert.equal(ipv6ToString(b, v.srcAddrOffset), 'fd00::100');
+    assert.equal(ipv6ToString(b, v.dstAddrOffset), 'fd00::2');
+    const t = new TcpView();
+    assert.equal(t.bind(b, v.payloadOffset, v.payloadLength), true);
+    assert.equal(t.srcPort, 41006);
+    assert.equal(t.dstPort, 8080);
+    assert.equal(t.flags, TcpFlags.SYN);
+    const o = newTcpSynOptions();
+    t.parseSynOptions(o);
+    assert.deepEqual(o, { mss: 1440, windowScale: 10, sackPermitted: true, timestamps: true });
+  });
+
+  test('tcp6-superframe: gso TCPV6, 45 segments of 1428, seed over the IPv6 pseudo-header', () => {
+    const b = loadFixture('tcp6-superframe');
+    assert.equal(vnetFlags(b, 0), VnetFlags.NEEDS_CSUM);
+    assert.equal(vnetGsoType(b, 0), GsoType.TCPV6);
+    assert.equal(vnetGsoSize(b, 0), 1428);
+    assert.equal(vnetHdrLen(b, 0), 86, 'Ethernet 14 + IPv6 40 + TCP 32');
+    assert.equal(vnetCsumStart(b, 0), 54);
+    const e = eth(b);
+    const v = new Ipv6View();
+    assert.equal(v.bind(b, e.payloadOffset, e.payloadLength), true);
+    assert.equal(v.payloadLength, b.length - VNET_HDR_LEN - 14 - 40, 'Payload Length covers the superframe');
+    const t = new TcpView();
+    assert.equal(t.bind(b, v.payloadOffset, v.payloadLength), true);
+    assert.equal(t.payloadLength, 45 * 1428);
+    assert.equal(t.flags, TcpFlags.ACK | TcpFlags.PSH);
+    // RFC 8200 §8.1 pseudo-header: addresses, upper-layer length, next header.
+    let pseudo = v.payloadLength + IpProtocol.TCP;
+    for (let i = 0; i < 32; i += 2) pseudo += u16(b, v.srcAddrOffset + i);
+    assert.equal(t.checksum, fold(pseudo));
+    const c = b.slice();
+    setU16(c, t.o + 16, checksum(c, t.o, v.payloadLength));
+    assert.equal(checksum(c, t.o, v.payloadLength, pseudo), 0);
+    const syn = new TcpView();
+    const s = loadFixture('tcp6-syn');
+    assert.equal(syn.bind(s, 64, 40), true);
+    const streamOffset = (t.seqNumber - (syn.seqNumber + 1)) >>> 0;
+    for (let k = 0; k < t.payloadLength; k += 1001) {
+      assert.equal(b[t.payloadOffset + k], (7 * (streamOffset + k) + 3) & 0xff, `payload byte ${k}`);
+    }
+  });
+
   test('no IPv4 view accepts an IPv6 frame and vice versa', () => {
     const six = loadFixture('ipv6-rs');
     const four = loadFixture('tcp-syn');
