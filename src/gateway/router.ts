@@ -30,7 +30,7 @@
 // Replies are built in buffers preallocated per router and sent with a virtio-net header of
 // zeros: they are complete frames with every checksum filled in. Nothing here throws on input:
 // every malformed or unwanted frame is counted under its own reason and dropped.
-import { ipv4InSubnet, isMulticastMac, macEquals, prefixMask } from '../wire/addr';
+import { isMulticastMac, macEquals, prefixMask } from '../wire/addr';
 import { ArpOp, ArpView, ARP_LEN, emitArp } from '../wire/arp';
 import { checksum, pseudoHeaderSum4 } from '../wire/checksum';
 import { ETH_HDR_LEN, EtherType, EthernetView, emitEthernet } from '../wire/ethernet';
@@ -88,6 +88,11 @@ function copyMac(dst: Uint8Array, d: number, src: Uint8Array, s: number): void {
   dst[d + 3] = src[s + 3]!; dst[d + 4] = src[s + 4]!; dst[d + 5] = src[s + 5]!;
 }
 
+/** Big-endian 32 bits as a signed int32 (see the note on addresses in Router). */
+function i32(b: Uint8Array, o: number): number {
+  return (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
+}
+
 /**
  * The IPv4 header checksum verifies (RFC 1071: the header sums to 0xffff). Same result as
  * Ipv4View.headerChecksumValid, but small-integer arithmetic only: this runs for every frame from
@@ -111,8 +116,14 @@ export class Router implements SwitchPort, GuestSink {
   private readonly onForward: ForwardFn;
   private readonly now: () => number;
   private readonly cfg: RouterConfig;
-  private readonly mask: number;
-  private readonly subnetBroadcast: number;
+  // Addresses on the packet path are signed int32 (`a | 0`): small integers, which V8 never boxes,
+  // where a u32 above 2^31 (e.g. 192.168.x.x) would become a heap number at every call boundary.
+  private readonly mask32: number;
+  private readonly net32: number;
+  private readonly bcast32: number;
+  private readonly gw32: number;
+  /** 0 when the DNS forwarder is disabled. */
+  private readonly dns32: number;
 
   private readonly eth = new EthernetView();
   private readonly ip = new Ipv4View();
@@ -131,6 +142,7 @@ export class Router implements SwitchPort, GuestSink {
   private readonly gatherFrame: Frame;
   private ident = 0;
 
+  /** Keyed by the address as a signed int32 (ip | 0): a small integer, so lookups never box. */
   private readonly arpTable = new Map<number, Uint8Array>();
   private readonly arpTableSize: number;
   private readonly arpPending = new Map<number, number>();
@@ -147,8 +159,11 @@ export class Router implements SwitchPort, GuestSink {
     this.now = opts.now ?? (() => performance.now());
     this.dhcp = opts.dhcp === undefined ? new DhcpServer(cfg, { counters: this.counters, now: this.now }) : opts.dhcp;
     this.arpTableSize = Math.max(1, opts.arpTableSize ?? 1024);
-    this.mask = prefixMask(cfg.prefixLength);
-    this.subnetBroadcast = (cfg.network | ~this.mask) >>> 0;
+    this.mask32 = prefixMask(cfg.prefixLength) | 0;
+    this.net32 = cfg.network & this.mask32;
+    this.bcast32 = this.net32 | ~this.mask32;
+    this.gw32 = cfg.gateway | 0;
+    this.dns32 = cfg.dns | 0;
     this.outFrame = { buf: this.out, off: 0, len: 0, slot: -1, owner: NO_OWNER };
     this.arpFrame = { buf: this.arpOut, off: 0, len: this.arpOut.length, slot: -1, owner: NO_OWNER };
     this.gatherFrame = { buf: this.gather, off: 0, len: 0, slot: -1, owner: NO_OWNER };
@@ -160,9 +175,9 @@ export class Router implements SwitchPort, GuestSink {
   // ---- GuestSink ----
 
   macFor(ip: number): Uint8Array | null {
-    const m = this.arpTable.get(ip);
+    const m = this.arpTable.get(ip | 0);
     if (m !== undefined) return m;
-    this.requestArp(ip);
+    this.requestArp(ip | 0);
     return null;
   }
 
@@ -172,7 +187,7 @@ export class Router implements SwitchPort, GuestSink {
 
   /** Known guest addresses (control path: stats, tests). */
   arpEntries(): Array<[ip: number, mac: Uint8Array]> {
-    return [...this.arpTable].map(([ip, mac]) => [ip, mac.slice()]);
+    return [...this.arpTable].map(([ip, mac]) => [ip >>> 0, mac.slice()]);
   }
 
   // ---- SwitchPort ----
@@ -217,12 +232,12 @@ export class Router implements SwitchPort, GuestSink {
     const arp = this.arp;
     const b = eth.b;
     if (!arp.bind(b, eth.payloadOffset, eth.payloadLength)) { count(c, 'arp_malformed'); return; }
-    const spa = arp.spa;
+    const spa = arp.spa | 0;
     this.learn(spa, b, arp.shaOffset);
     const oper = arp.oper;
     if (oper === ArpOp.REPLY) { count(c, 'arp_reply_rx'); return; }
     if (oper !== ArpOp.REQUEST) { count(c, 'arp_bad_oper'); return; }
-    const tpa = arp.tpa;
+    const tpa = arp.tpa | 0;
     if (!this.isOwnAddress(tpa)) { count(c, 'arp_request_ignored'); return; }
     const out = this.out;
     emitVnetNone(out, 0);
@@ -234,11 +249,9 @@ export class Router implements SwitchPort, GuestSink {
     count(c, 'arp_reply_sent');
   }
 
-  /** Learn ip -> MAC (at b[macOff]) when ip is a possible guest address on the subnet. */
+  /** Learn ip (int32) -> MAC (at b[macOff]) when ip is a possible guest address on the subnet. */
   private learn(ip: number, b: Uint8Array, macOff: number): void {
-    const cfg = this.cfg;
-    if (!ipv4InSubnet(ip, cfg.network, cfg.prefixLength) || ip === cfg.network || ip === this.subnetBroadcast ||
-      this.isOwnAddress(ip) || isMulticastMac(b, macOff)) return;
+    if (!this.isGuestAddress(ip) || isMulticastMac(b, macOff)) return;
     const table = this.arpTable;
     const known = table.get(ip);
     if (known !== undefined) {
@@ -258,11 +271,10 @@ export class Router implements SwitchPort, GuestSink {
     this.arpPending.delete(ip);
   }
 
+  /** ip is int32. */
   private requestArp(ip: number): void {
     const c = this.counters;
-    const cfg = this.cfg;
-    if (!ipv4InSubnet(ip, cfg.network, cfg.prefixLength) || ip === cfg.network || ip === this.subnetBroadcast ||
-      this.isOwnAddress(ip)) {
+    if (!this.isGuestAddress(ip)) {
       count(c, 'arp_lookup_offlink');
       return;
     }
@@ -280,7 +292,7 @@ export class Router implements SwitchPort, GuestSink {
     const out = this.arpOut;
     emitVnetNone(out, 0);
     emitEthernet(out, ETH, BROADCAST_MAC, this.gatewayMac, EtherType.ARP);
-    emitArp(out, IP, ArpOp.REQUEST, this.gatewayMac, cfg.gateway, ZERO_MAC, ip);
+    emitArp(out, IP, ArpOp.REQUEST, this.gatewayMac, this.cfg.gateway, ZERO_MAC, ip >>> 0);
     this.sw.input(this, this.arpFrame);
     count(c, 'arp_request_sent');
   }
@@ -294,16 +306,15 @@ export class Router implements SwitchPort, GuestSink {
     const b = eth.b;
     if (!ip.bind(b, eth.payloadOffset, eth.payloadLength)) { count(c, 'ipv4_malformed'); return; }
     if (!headerChecksumOk(b, ip.o, ip.hl)) { count(c, 'ipv4_bad_checksum'); return; }
-    const src = ip.srcAddr;
-    const dst = ip.dstAddr;
+    const src = i32(b, ip.o + 12); // Source Address
+    const dst = i32(b, ip.o + 16); // Destination Address
     this.learn(src, b, eth.srcOffset);
     if (ip.isFragment) { count(c, 'ipv4_fragment_dropped'); return; }
     const proto = ip.protocol;
-    const cfg = this.cfg;
     const toUs = this.isOwnAddress(dst);
-    const broadcast = dst === 0xffffffff || dst === this.subnetBroadcast;
+    const broadcast = dst === -1 || dst === this.bcast32;
 
-    if (proto === IpProtocol.UDP && (broadcast || dst === cfg.gateway)) {
+    if (proto === IpProtocol.UDP && (broadcast || dst === this.gw32)) {
       const udp = this.udp;
       if (!udp.bind(b, ip.payloadOffset, ip.payloadLength)) { count(c, 'udp_malformed'); return; }
       if (udp.dstPort === DHCP_SERVER_PORT && this.dhcp !== null) { this.onDhcp(); return; }
@@ -372,8 +383,14 @@ export class Router implements SwitchPort, GuestSink {
 
   // ---- helpers ----
 
+  /** a (int32) is the gateway or the DNS address. */
   private isOwnAddress(a: number): boolean {
-    return a === this.cfg.gateway || (this.cfg.dns !== 0 && a === this.cfg.dns);
+    return a === this.gw32 || (this.dns32 !== 0 && a === this.dns32);
+  }
+
+  /** a (int32) is on the subnet and could be a guest: not the network, broadcast or our own address. */
+  private isGuestAddress(a: number): boolean {
+    return (a & this.mask32) === this.net32 && a !== this.net32 && a !== this.bcast32 && !this.isOwnAddress(a);
   }
 
   /** Send out[0, len) through the switch as coming from this port. */

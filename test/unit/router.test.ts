@@ -392,3 +392,34 @@ test('fuzz: random and mutated frames never throw', () => {
   assert.ok(router.arpEntries().length <= 1024);
   assert.ok(sw.macCount <= 4096);
 });
+
+test('a network above 128.0.0.0 (addresses are int32 inside the router) works the same', () => {
+  const cfg: RouterConfig = {
+    network: ip('192.168.0.0'), prefixLength: 24, gateway: ip('192.168.0.2'), dns: ip('192.168.0.3'),
+    dhcpStart: ip('192.168.0.15'), dhcpCount: 16, gatewayMac: [...GW_MAC], mtu: 1500,
+  };
+  const { dev, router, counters, forwarded } = setup(cfg);
+  const guest = ip('192.168.0.100');
+  dev.inject(arpFrame(ArpOp.REQUEST, GUEST_MAC, guest, ZERO, ip('192.168.0.3')));
+  assert.equal(toHex(dev.sent[0]!.subarray(IP)), '000108000604000252550a000202c0a800035a94efe40ceec0a80064');
+  assert.deepEqual(router.macFor(guest), GUEST_MAC);
+  assert.deepEqual(router.arpEntries(), [[guest, GUEST_MAC]]);
+  const data = new Uint8Array([9, 8, 7]);
+  const req = ipv4Frame(IpProtocol.ICMP, guest, ip('192.168.0.2'), echoRequest(5, 6, data));
+  dev.inject(req);
+  const reply = dev.sent[1]!;
+  const v = new Ipv4View();
+  assert.ok(v.bind(reply, IP, reply.length - IP));
+  assert.equal(v.srcAddr, ip('192.168.0.2'));
+  assert.equal(v.dstAddr, guest);
+  assert.ok(v.headerChecksumValid);
+  dev.inject(ipv4Frame(IpProtocol.UDP, guest, ip('192.168.0.255'), udpDatagram(1, 2, new Uint8Array(4)), BCAST));
+  assert.equal(counters.ipv4_broadcast_dropped, 1);
+  const dst = ip('203.0.113.9');
+  dev.inject(ipv4Frame(IpProtocol.TCP, guest, dst, tcpSyn(guest, dst, 1234, 443)));
+  assert.deepEqual(forwarded, [{ proto: IpProtocol.TCP, src: guest, dst, len: 40 }]);
+  assert.equal(router.macFor(ip('192.168.0.77')), null);
+  assert.equal(toHex(dev.sent[2]!.subarray(IP)), '000108000604000152550a000202c0a80002000000000000c0a8004d');
+  assert.equal(router.macFor(ip('192.168.1.77')), null);
+  assert.equal(dev.sent.length, 3);
+});
