@@ -51,7 +51,7 @@ export type RouterConfig = Pick<DataPlaneConfig,
 export type ForwardFn = (frame: Frame, eth: EthernetView, ip: Ipv4View) => void;
 
 export interface RouterOptions {
-  /** The switch this router is a port of; the constructor adds it (with `id`). */
+  /** The switch this router is a port of; the constructor adds it (with `id`) and pins gatewayMac to it. */
   switch: Switch;
   /** Packets for the translators (see the theory above); eth and ip are bound to `frame`. */
   onForward: ForwardFn;
@@ -170,6 +170,8 @@ export class Router implements SwitchPort, GuestSink {
     this.sw = opts.switch;
     this.onForward = opts.onForward;
     this.sw.addPort(this);
+    // Frames to the gateway MAC come here from the start, and no container can take the MAC over.
+    this.sw.pin(this, this.gatewayMac);
   }
 
   // ---- GuestSink ----

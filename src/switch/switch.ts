@@ -27,6 +27,9 @@
 // order they were last heard: expiry sweeps walk from its head and stop at the first live entry,
 // eviction takes the head, hearing a station moves it to the tail: all O(1). Only learning a new
 // station may allocate (its entry; removed entries are recycled).
+//
+// Pinned entries (pin(): the gateway's MAC on the router's port) never age and cannot be learned
+// elsewhere: a frame from another port carrying a pinned source MAC is dropped and counted.
 import { isMulticastMac } from '../wire/addr';
 import { ETH_HDR_LEN } from '../wire/ethernet';
 import { type Counters, type Frame, count } from '../wire/frame';
@@ -61,6 +64,8 @@ interface MacEntry {
   port: SwitchPort | null;
   /** Last time the station was heard. */
   seen: number;
+  /** Pinned by pin(): never ages, never moves, not on the last-heard list. */
+  pinned: boolean;
   /** Neighbours in the last-heard order (prev: heard earlier). */
   prev: MacEntry | null;
   next: MacEntry | null;
@@ -106,6 +111,7 @@ export class Switch {
   /** Removed entries, chained through `next`, for reuse. */
   private spare: MacEntry | null = null;
   private readonly ports: SwitchPort[] = [];
+  private readonly pinned: MacEntry[] = [];
 
   constructor(opts: SwitchOptions = {}) {
     this.counters = opts.counters ?? {};
@@ -126,11 +132,36 @@ export class Switch {
     const i = this.ports.indexOf(port);
     if (i < 0) return;
     this.ports.splice(i, 1);
+    for (let j = this.pinned.length - 1; j >= 0; j--) {
+      const e = this.pinned[j]!;
+      if (e.port === port) { this.pinned.splice(j, 1); this.remove(e); }
+    }
     for (let e = this.head; e !== null;) {
       const next = e.next;
       if (e.port === port) this.remove(e);
       e = next;
     }
+  }
+
+  /**
+   * Tie a MAC to a port for good: the gateway's own MAC. It never ages out and is never learned
+   * elsewhere: a frame from another port with this source MAC is dropped (a container cannot
+   * impersonate the gateway), and frames to it are never flooded, even before its port has sent
+   * anything.
+   */
+  pin(port: SwitchPort, mac: Uint8Array, off = 0): void {
+    const hi = mac24(mac, off);
+    const lo = mac24(mac, off + 3);
+    const old = this.find(hi, lo);
+    if (old !== undefined) {
+      if (old.pinned) this.pinned.splice(this.pinned.indexOf(old), 1);
+      this.remove(old);
+    }
+    const e: MacEntry = { hi, lo, port, seen: 0, pinned: true, prev: null, next: null };
+    let inner = this.table.get(hi);
+    if (inner === undefined) { inner = new Map(); this.table.set(hi, inner); }
+    inner.set(lo, e);
+    this.pinned.push(e);
   }
 
   get portCount(): number { return this.ports.length; }
@@ -140,7 +171,7 @@ export class Switch {
   /** The port a MAC (as macKey) was learned on, if the entry is still live. For tests and stats. */
   lookup(mac: number): SwitchPort | null {
     const e = this.find(Math.floor(mac / 0x1000000), mac % 0x1000000);
-    if (e === undefined || this.now() - e.seen > this.agingMs) return null;
+    if (e === undefined || (!e.pinned && this.now() - e.seen > this.agingMs)) return null;
     return e.port;
   }
 
@@ -191,15 +222,18 @@ export class Switch {
   }
 
   /**
-   * Learn the source and decide: null = flood, `from` = drop (hairpin, already counted),
-   * otherwise the one port to send to.
+   * Learn the source and decide: null = flood, `from` = drop (already counted), otherwise the one
+   * port to send to.
    */
   private route(from: SwitchPort, b: Uint8Array, eth: number): SwitchPort | null {
     const c = this.counters;
     count(c, 'switch_rx');
     const now = this.now();
     if (isMulticastMac(b, eth + 6)) count(c, 'switch_src_multicast');
-    else this.learn(from, mac24(b, eth + 6), mac24(b, eth + 9), now);
+    else if (!this.learn(from, mac24(b, eth + 6), mac24(b, eth + 9), now)) {
+      count(c, 'switch_src_pinned_dropped');
+      return from;
+    }
 
     if (isMulticastMac(b, eth)) {
       count(c, 'switch_flooded_multicast');
@@ -210,7 +244,7 @@ export class Switch {
       count(c, 'switch_flooded_unknown');
       return null;
     }
-    if (now - e.seen > this.agingMs) {
+    if (!e.pinned && now - e.seen > this.agingMs) {
       this.remove(e);
       count(c, 'switch_mac_expired');
       count(c, 'switch_flooded_unknown');
@@ -229,16 +263,18 @@ export class Switch {
     return inner === undefined ? undefined : inner.get(lo);
   }
 
-  private learn(port: SwitchPort, hi: number, lo: number, now: number): void {
+  /** False: the source is pinned to another port (the frame must be dropped). */
+  private learn(port: SwitchPort, hi: number, lo: number, now: number): boolean {
     const e = this.find(hi, lo);
     if (e !== undefined) {
+      if (e.pinned) return e.port === port;
       if (e.port !== port) {
         e.port = port;
         count(this.counters, 'switch_mac_moved');
       }
       e.seen = now;
       if (e !== this.tail) { this.unlink(e); this.append(e); }
-      return;
+      return true;
     }
     this.sweep(now);
     if (this.size >= this.maxEntries && this.head !== null) {
@@ -251,7 +287,7 @@ export class Switch {
       this.spare = n.next;
       n.hi = hi; n.lo = lo; n.port = port; n.seen = now;
     } else {
-      n = { hi, lo, port, seen: now, prev: null, next: null };
+      n = { hi, lo, port, seen: now, pinned: false, prev: null, next: null };
     }
     let inner = this.table.get(hi);
     if (inner === undefined) { inner = new Map(); this.table.set(hi, inner); }
@@ -259,6 +295,7 @@ export class Switch {
     this.append(n);
     this.size++;
     count(this.counters, 'switch_mac_learned');
+    return true;
   }
 
   /** Drop expired entries from the head of the last-heard order, up to the first live one. */
@@ -269,15 +306,17 @@ export class Switch {
     }
   }
 
+  /** Forget an entry (a pinned one must also be taken out of `pinned` by the caller). */
   private remove(e: MacEntry): void {
     const inner = this.table.get(e.hi);
     if (inner !== undefined) {
       inner.delete(e.lo);
       if (inner.size === 0) this.table.delete(e.hi);
     }
+    e.port = null;
+    if (e.pinned) return;
     this.unlink(e);
     this.size--;
-    e.port = null;
     e.next = this.spare;
     this.spare = e;
   }

@@ -204,3 +204,29 @@ test('TapPort: several memory devices switched together', () => {
   sw.inputParts(ports[2]!, [frameBytes(B, C)]);
   assert.equal(devs[1]!.sent.length, 3);
 });
+
+test('pinned MACs: never flooded, never aged or evicted, cannot be taken over from another port', () => {
+  const { sw, ports: [p1, p2, p3], advance } = setup({ maxEntries: 2, agingMs: 1000 });
+  const GW = parseMac('52:55:0a:00:02:02')!;
+  sw.pin(p3, GW);
+  const f = frameBytes(GW, A);
+  sw.input(p1, asFrame(f));
+  assert.deepEqual(p3.got, [f], 'to the pinned port only, before it sent anything');
+  assert.equal(p2.got.length, 0);
+  // A container sending with the gateway's MAC as source: dropped, the pin holds.
+  sw.input(p1, asFrame(frameBytes(BCAST, GW)));
+  assert.equal(sw.counters.switch_src_pinned_dropped, 1);
+  assert.equal(p2.got.length, 0);
+  assert.equal(sw.lookup(macKey(GW, 0)), p3);
+  // The pinned port itself sends normally.
+  assert.equal(sw.inputParts(p3, [frameBytes(A, GW)]), true);
+  assert.equal(p1.got.length, 1);
+  // Aging and eviction leave it alone.
+  for (let i = 0; i < 5; i++) sw.input(p2, asFrame(frameBytes(BCAST, new Uint8Array([2, 0, 0, 0, 3, i]))));
+  advance(10_000);
+  sw.input(p2, asFrame(frameBytes(BCAST, B)));
+  assert.equal(sw.lookup(macKey(GW, 0)), p3);
+  assert.ok(sw.macCount <= 2);
+  sw.removePort(p3);
+  assert.equal(sw.lookup(macKey(GW, 0)), null);
+});
