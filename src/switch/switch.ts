@@ -40,7 +40,10 @@ import type { Device, RxBatch } from '../link/device';
 export interface SwitchPort {
   /** Unique within one switch; for logs and stats. */
   readonly id: number;
-  /** Send out a frame that arrived at another port (vnet header first). Must not keep `frame`. */
+  /**
+   * Send out a frame that arrived at another port (vnet header first). The Frame object and its
+   * bytes are only valid during the call; to keep the bytes longer, frame.owner.retain(frame.slot).
+   */
   deliver(frame: Frame): void;
   /** Send out a frame built from parts (parts[0] begins with the vnet header). Must not keep parts. */
   deliverParts(parts: readonly Uint8Array[]): void;
