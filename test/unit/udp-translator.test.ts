@@ -11,6 +11,7 @@ import {
   sleep, u16, udpChecksumOk, udpFrame, waitFor,
 } from '../helpers/translator-harness';
 import { checksum, pseudoHeaderSum4 } from '../../src/wire/checksum';
+import { ipv4FromString } from '../../src/translate/host-dgram';
 
 const SANDBOX = process.env.TAPSWITCH_UDP_SANDBOX === '1';
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -295,6 +296,28 @@ if (!SANDBOX) {
     // An ICMP packet handed to the UDP translator by mistake.
     h.inject(echoFrame(GATEWAY, 1, 1, enc('ping')));
     assert.equal(h.counters[UdpCounters.TX_DROP_MALFORMED], 2);
+  });
+
+  test('an outbound address that cannot be bound: one warning, datagrams dropped and counted', () => {
+    const h = new Harness(config({ outboundAddr: '192.0.2.77' })); // not an address of this host
+    const tr = new UdpTranslator(h.ctx);
+    h.use(tr);
+    for (let i = 0; i < 3; i++) h.inject(udpFrame({ dst: GATEWAY, sport: 41000 + i, dport: 9, payload: enc('x') }));
+    tr.close();
+    assert.equal(tr.flowCount, 0);
+    assert.equal(h.counters[UdpCounters.TX_DROP_SOCKET], 3);
+    assert.equal(h.log.count('warn'), 1);
+    assert.match(h.log.lines[0]!.msg, /192\.0\.2\.77: EADDRNOTAVAIL/);
+    assert.equal(h.dev.slotsInUse, 0);
+  });
+
+  test('ipv4FromString: dotted quads only', () => {
+    assert.equal(ipv4FromString('127.0.0.1'), 0x7f000001);
+    assert.equal(ipv4FromString('255.255.255.255'), 0xffffffff);
+    assert.equal(ipv4FromString('0.0.0.0'), 0);
+    for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '1..2.3', '1.2.3.', '::1', '1.2.3.4a', '1234.1.1.1']) {
+      assert.equal(ipv4FromString(bad), -1, bad);
+    }
   });
 
   test('sandboxed: fuzzing and "no route" errors (inside unshare -Urn)', (t) => {
