@@ -423,3 +423,30 @@ test('a network above 128.0.0.0 (addresses are int32 inside the router) works th
   assert.equal(router.macFor(ip('192.168.1.77')), null);
   assert.equal(dev.sent.length, 3);
 });
+
+test('captured kernel frames: answered, forwarded or dropped as they should be', async () => {
+  const { loadFixture } = await import('../fixtures/load');
+  const { dev, counters, forwarded } = setup();
+  const load = (name: Parameters<typeof loadFixture>[0]): Uint8Array => {
+    const f = loadFixture(name);
+    // The capture's peer had other MACs: address unicast frames to this router's.
+    if ((f[ETH]! & 1) === 0) f.set(GW_MAC, ETH);
+    return f;
+  };
+  dev.inject(load('arp-request'));
+  assert.equal(counters.arp_reply_sent, 1);
+  dev.inject(load('icmp-echo-request'));
+  assert.equal(counters.icmp_echo_reply_sent, 1);
+  assert.equal(dev.sent.length, 2);
+  for (const n of ['udp-dns-query', 'tcp-syn', 'tcp-ack', 'tcp-superframe', 'tcp-fin'] as const) dev.inject(load(n));
+  assert.deepEqual(forwarded.map((f) => [f.proto, f.dst]), [
+    [IpProtocol.UDP, DNS], [IpProtocol.TCP, GW], [IpProtocol.TCP, GW], [IpProtocol.TCP, GW], [IpProtocol.TCP, GW],
+  ]);
+  assert.equal(forwarded[3]!.len, 65212, 'the superframe whole');
+  for (const n of ['udp-fragment-first', 'udp-fragment-last'] as const) dev.inject(load(n));
+  assert.equal(counters.ipv4_fragment_dropped, 2);
+  for (const n of ['ipv6-rs', 'ipv6-ns-dad', 'ipv6-mld2-report', 'tcp6-syn', 'tcp6-superframe'] as const) dev.inject(load(n));
+  assert.equal(counters.gw_ipv6_dropped, 5);
+  assert.equal(dev.sent.length, 2);
+  assert.equal(forwarded.length, 5);
+});
