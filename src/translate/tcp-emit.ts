@@ -1,0 +1,142 @@
+// Building the TCP frames tapswitch sends to the guest.
+//
+// Theory of operation
+// - Each flow owns one small header template: virtio-net header, Ethernet, IPv4 and TCP header
+//   (plus room for SYN-ACK options), written once when the flow is created. Sending a segment
+//   patches the few fields that change (IPv4 length/id/checksum, TCP seq/ack/flags/window/
+//   checksum, the vnet GSO fields) and hands the sink [header, payload slice, payload slice...]:
+//   one writev, no copy of the payload. The sink copies the header synchronously, so the same
+//   template serves the next segment at once.
+// - With offloads (the guest's TAP has TUN_F_CSUM|TUN_F_TSO4), a segment of any size up to 64 KiB
+//   is one frame: NEEDS_CSUM with the folded, not inverted, pseudo-header sum in the checksum
+//   field; GSO TCPV4 with gso_size = the guest's MSS when the payload is larger than that MSS.
+//   Without offloads the caller cuts segments at the MSS and the full checksum is computed here.
+// - Replies that belong to no flow (RST for a stray segment, ICMP unreachable for a SYN) are built
+//   in scratch buffers owned by the emitter.
+import { u32 } from '../wire/bytes';
+import { fold, pseudoHeaderSum4, sum16 } from '../wire/checksum';
+import { ETH_HDR_LEN, EtherType, emitEthernet } from '../wire/ethernet';
+import { ICMP_HDR_LEN, IcmpType, emitIcmpError, finishIcmpChecksum } from '../wire/icmp';
+import { IPV4_HDR_LEN, IpProtocol, emitIpv4Header, setIpv4TotalLength } from '../wire/ipv4';
+import { TCP_HDR_LEN, TcpFlags, emitTcpHeader, patchTcpHeader, setTcpChecksum } from '../wire/tcp';
+import { GsoType, VNET_HDR_LEN, VnetFlags, emitVnetHeader, emitVnetNone } from '../wire/vnet';
+import type { Counters } from '../wire/frame';
+import { count } from '../wire/frame';
+import type { GuestSink } from './types';
+
+export const OFF_ETH = VNET_HDR_LEN;
+export const OFF_IP = OFF_ETH + ETH_HDR_LEN;
+export const OFF_TCP = OFF_IP + IPV4_HDR_LEN;
+/** vnet + Ethernet + IPv4 + TCP without options: 64 bytes. */
+export const FRAME_HDR_LEN = OFF_TCP + TCP_HDR_LEN;
+/** Template size: room for 8 bytes of SYN-ACK options (MSS, NOP, window scale). */
+export const TEMPLATE_LEN = FRAME_HDR_LEN + 8;
+/** Largest TCP payload in one IPv4 packet (total length is 16 bits). */
+export const MAX_SUPERFRAME_PAYLOAD = 0xffff - IPV4_HDR_LEN - TCP_HDR_LEN;
+
+const CSUM_START = ETH_HDR_LEN + IPV4_HDR_LEN; // relative to the Ethernet header
+const CSUM_OFFSET = 16;
+const TTL = 64;
+const ICMP_QUOTE_MAX = 60 + 8;
+
+/** Write the parts of a flow's template that never change. */
+export function initTemplate(b: Uint8Array, guestMac: Uint8Array, gatewayMac: Uint8Array, remoteIp: number,
+  guestIp: number, remotePort: number, guestPort: number): void {
+  emitVnetNone(b, 0);
+  emitEthernet(b, OFF_ETH, guestMac, gatewayMac, EtherType.IPV4);
+  emitIpv4Header(b, OFF_IP, IPV4_HDR_LEN + TCP_HDR_LEN, 0, TTL, IpProtocol.TCP, remoteIp, guestIp, true);
+  emitTcpHeader(b, OFF_TCP, remotePort, guestPort, 0, 0, 0, 0);
+}
+
+export class TcpEmitter {
+  /** parts[0] is the header; callers push payload slices after it. Reused for every frame. */
+  readonly parts: Uint8Array[] = [];
+  private readonly scratch = new Uint8Array(FRAME_HDR_LEN);
+  private readonly icmp = new Uint8Array(OFF_IP + IPV4_HDR_LEN + ICMP_HDR_LEN + ICMP_QUOTE_MAX);
+  private ipId = 0;
+
+  constructor(private readonly sink: GuestSink, private readonly counters: Counters) {}
+
+  get offloads(): boolean { return this.sink.offloads; }
+
+  /** Start a frame: clears the payload parts. */
+  begin(): Uint8Array[] {
+    this.parts.length = 1;
+    return this.parts;
+  }
+
+  /**
+   * Send one segment from a template. `head` is the template's first FRAME_HDR_LEN + optLen bytes
+   * (a view made once per flow); payload slices must already follow in `parts` (after begin()).
+   * `gsoSize` is the guest's MSS: larger payloads become one GSO superframe (offloads only).
+   */
+  send(head: Uint8Array, ipId: number, seq: number, ack: number, flags: number, window: number,
+    optLen: number, payloadLen: number, gsoSize: number): boolean {
+    const tcpHl = TCP_HDR_LEN + optLen;
+    const tcpLen = tcpHl + payloadLen;
+    setIpv4TotalLength(head, OFF_IP, IPV4_HDR_LEN + tcpLen, ipId);
+    patchTcpHeader(head, OFF_TCP, seq, ack, flags, window);
+    head[OFF_TCP + 12] = (tcpHl / 4) << 4;
+    const seed = pseudoHeaderSum4(u32(head, OFF_IP + 12), u32(head, OFF_IP + 16), IpProtocol.TCP, tcpLen);
+    const parts = this.parts;
+    if (this.sink.offloads) {
+      setTcpChecksum(head, OFF_TCP, fold(seed));
+      const gso = payloadLen > gsoSize;
+      emitVnetHeader(head, 0, VnetFlags.NEEDS_CSUM, gso ? GsoType.TCPV4 : GsoType.NONE,
+        ETH_HDR_LEN + IPV4_HDR_LEN + tcpHl, gso ? gsoSize : 0, CSUM_START, CSUM_OFFSET);
+    } else {
+      let s = sum16(head, OFF_TCP, tcpHl, seed);
+      let odd = false;
+      for (let i = 1; i < parts.length; i++) {
+        const p = parts[i]!;
+        let ps = fold(sum16(p, 0, p.length));
+        if (odd) ps = ((ps & 0xff) << 8) | (ps >>> 8);
+        s += ps;
+        if (p.length & 1) odd = !odd;
+      }
+      setTcpChecksum(head, OFF_TCP, ~fold(s) & 0xffff);
+      emitVnetNone(head, 0);
+    }
+    parts[0] = head;
+    const ok = this.sink.send(parts);
+    parts.length = 1;
+    if (!ok) count(this.counters, 'tcp_tx_dropped');
+    return ok;
+  }
+
+  /**
+   * RST for a segment that matches no flow (RFC 9293 3.10.7.1): with ACK set, <SEQ=SEG.ACK><RST>;
+   * otherwise <SEQ=0><ACK=SEG.SEQ+SEG.LEN><RST,ACK>. Addresses and ports are swapped.
+   */
+  rstForSegment(guestMac: Uint8Array, guestIp: number, remoteIp: number, guestPort: number, remotePort: number,
+    segSeq: number, segAck: number, segHasAck: boolean, segLen: number): void {
+    const b = this.scratch;
+    initTemplate(b, guestMac, this.sink.gatewayMac, remoteIp, guestIp, remotePort, guestPort);
+    this.begin();
+    if (segHasAck) this.send(b, this.ipId++ & 0xffff, segAck, 0, TcpFlags.RST, 0, 0, 0, 0xffff);
+    else this.send(b, this.ipId++ & 0xffff, 0, (segSeq + segLen) >>> 0, TcpFlags.RST | TcpFlags.ACK, 0, 0, 0, 0xffff);
+  }
+
+  /**
+   * ICMP destination unreachable from `from` (the gateway) to the guest, quoting the offending
+   * packet's IP header and the first 8 bytes of its payload (RFC 792), given as quote[0, n).
+   */
+  icmpUnreachable(guestMac: Uint8Array, from: number, guestIp: number, code: number, quote: Uint8Array,
+    quoteLen: number): void {
+    const n = Math.min(quoteLen, ICMP_QUOTE_MAX);
+    const b = this.icmp;
+    emitVnetNone(b, 0);
+    emitEthernet(b, OFF_ETH, guestMac, this.sink.gatewayMac, EtherType.IPV4);
+    const icmpLen = ICMP_HDR_LEN + n;
+    emitIpv4Header(b, OFF_IP, IPV4_HDR_LEN + icmpLen, this.ipId++ & 0xffff, TTL, IpProtocol.ICMP, from, guestIp, false);
+    const io = OFF_IP + IPV4_HDR_LEN;
+    emitIcmpError(b, io, IcmpType.DEST_UNREACHABLE, code, 0);
+    b.set(quote.subarray(0, n), io + ICMP_HDR_LEN);
+    finishIcmpChecksum(b, io, icmpLen);
+    this.parts.length = 0;
+    this.parts.push(b.subarray(0, io + icmpLen));
+    const ok = this.sink.send(this.parts);
+    this.parts.length = 1;
+    if (!ok) count(this.counters, 'tcp_tx_dropped');
+  }
+}

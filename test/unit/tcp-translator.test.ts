@@ -1,0 +1,1112 @@
+// TcpTranslator against scripted guest segments over a MemoryDevice, with real loopback servers
+// (net.createServer on 127.0.0.1) as the host side: the gateway 10.0.2.2 maps to 127.0.0.1.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { MemoryDevice } from '../../src/link/memory';
+import { checksum, fold, pseudoHeaderSum4 } from '../../src/wire/checksum';
+import { EthernetView } from '../../src/wire/ethernet';
+import { Ipv4View } from '../../src/wire/ipv4';
+import type { Counters, Frame } from '../../src/wire/frame';
+import type { GuestSink, Logger, TranslatorContext } from '../../src/translate/types';
+import type { DataPlaneConfig } from '../../src/worker/protocol';
+import { TcpTranslator, type TcpTranslatorOptions } from '../../src/translate/tcp';
+
+const GUEST = 0x0a000264; // 10.0.2.100
+const GATEWAY = 0x0a000202; // 10.0.2.2
+const DNS = 0x0a000203;
+const GUEST_MAC = Uint8Array.from([0x02, 0, 0, 0, 0, 0x64]);
+const GW_MAC = Uint8Array.from([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02]);
+const F = { FIN: 1, SYN: 2, RST: 4, PSH: 8, ACK: 16 } as const;
+
+function config(over: Partial<DataPlaneConfig> = {}): DataPlaneConfig {
+  return {
+    mtu: 1500, network: 0x0a000200, prefixLength: 24, gateway: GATEWAY, dns: DNS, guest: GUEST,
+    dhcpStart: 0x0a00020f, dhcpCount: 16, gatewayMac: [...GW_MAC], hostLoopback: true,
+    dnsUpstreams: [], logLevel: 'warn', ...over,
+  };
+}
+
+const quietLog: Logger = { enabled: () => false, log: () => {} };
+
+// ------------------------------------------------------------------------------------------------
+// Frames
+
+interface SegSpec {
+  src?: number; dst?: number; sport: number; dport: number; seq: number; ack?: number; flags: number;
+  win?: number; payload?: Uint8Array; options?: number[]; gsoSize?: number;
+}
+
+function tcpFrame(s: SegSpec): Uint8Array {
+  const src = s.src ?? GUEST;
+  const dst = s.dst ?? GATEWAY;
+  const opts = s.options ?? [];
+  const optLen = (opts.length + 3) & ~3;
+  const hl = 20 + optLen;
+  const pl = s.payload?.length ?? 0;
+  const b = new Uint8Array(10 + 14 + 20 + hl + pl);
+  const dv = new DataView(b.buffer);
+  // vnet: NEEDS_CSUM (+ GSO for superframes), as a TSO guest sends them
+  b[0] = 1;
+  const gso = s.gsoSize ?? 1448;
+  if (pl > gso) { b[1] = 1; dv.setUint16(4, gso, true); }
+  dv.setUint16(2, 54 + optLen, true); dv.setUint16(6, 34, true); dv.setUint16(8, 16, true);
+  b.set(GW_MAC, 10); b.set(GUEST_MAC, 16); dv.setUint16(22, 0x0800);
+  const ip = 24;
+  b[ip] = 0x45; dv.setUint16(ip + 2, 20 + hl + pl); dv.setUint16(ip + 4, 0x1234); dv.setUint16(ip + 6, 0x4000);
+  b[ip + 8] = 64; b[ip + 9] = 6; dv.setUint32(ip + 12, src); dv.setUint32(ip + 16, dst);
+  dv.setUint16(ip + 10, checksum(b, ip, 20));
+  const t = 44;
+  dv.setUint16(t, s.sport); dv.setUint16(t + 2, s.dport); dv.setUint32(t + 4, s.seq >>> 0);
+  dv.setUint32(t + 8, (s.ack ?? 0) >>> 0); b[t + 12] = (hl / 4) << 4; b[t + 13] = s.flags;
+  dv.setUint16(t + 14, s.win ?? 65535);
+  for (let i = 0; i < opts.length; i++) b[t + 20 + i] = opts[i]!;
+  for (let i = opts.length; i < optLen; i++) b[t + 20 + i] = 1; // NOP padding
+  if (s.payload) b.set(s.payload, t + hl);
+  dv.setUint16(t + 16, fold(pseudoHeaderSum4(src, dst, 6, hl + pl)));
+  return b;
+}
+
+/** SYN options as Linux sends them, minus SACK/timestamps unless asked. */
+function synOptions(mss = 1460, ws = 7, sack = false): number[] {
+  const o = [2, 4, mss >> 8, mss & 0xff];
+  if (sack) o.push(4, 2);
+  if (ws >= 0) o.push(1, 3, 3, ws);
+  return o;
+}
+
+interface Seg {
+  raw: Uint8Array;
+  vnetFlags: number; gsoType: number; hdrLen: number; gsoSize: number; csumStart: number; csumOffset: number;
+  ethDst: Uint8Array; ethSrc: Uint8Array;
+  proto: number; src: number; dst: number; ipId: number; df: boolean; ipOk: boolean; ipTotal: number;
+  sport: number; dport: number; seq: number; ack: number; flags: number; win: number; hl: number;
+  csumField: number; options: Uint8Array; payload: Uint8Array;
+  icmpType?: number; icmpCode?: number; icmpQuote?: Uint8Array;
+}
+
+function parseFrame(f: Uint8Array): Seg {
+  const dv = new DataView(f.buffer, f.byteOffset, f.byteLength);
+  const ip = 24;
+  const ihl = (f[ip]! & 15) * 4;
+  const total = dv.getUint16(ip + 2);
+  const t = ip + ihl;
+  const s: Seg = {
+    raw: f, vnetFlags: f[0]!, gsoType: f[1]!, hdrLen: dv.getUint16(2, true), gsoSize: dv.getUint16(4, true),
+    csumStart: dv.getUint16(6, true), csumOffset: dv.getUint16(8, true),
+    ethDst: f.slice(10, 16), ethSrc: f.slice(16, 22),
+    proto: f[ip + 9]!, src: dv.getUint32(ip + 12), dst: dv.getUint32(ip + 16), ipId: dv.getUint16(ip + 4),
+    df: (dv.getUint16(ip + 6) & 0x4000) !== 0, ipOk: checksum(f, ip, ihl) === 0, ipTotal: total,
+    sport: 0, dport: 0, seq: 0, ack: 0, flags: 0, win: 0, hl: 0, csumField: 0,
+    options: new Uint8Array(0), payload: new Uint8Array(0),
+  };
+  if (s.proto === 6) {
+    s.sport = dv.getUint16(t); s.dport = dv.getUint16(t + 2); s.seq = dv.getUint32(t + 4);
+    s.ack = dv.getUint32(t + 8); s.hl = (f[t + 12]! >> 4) * 4; s.flags = f[t + 13]!; s.win = dv.getUint16(t + 14);
+    s.csumField = dv.getUint16(t + 16);
+    s.options = f.slice(t + 20, t + s.hl);
+    s.payload = f.subarray(t + s.hl, ip + total);
+  } else if (s.proto === 1) {
+    s.icmpType = f[t]; s.icmpCode = f[t + 1]; s.icmpQuote = f.slice(t + 8, ip + total);
+  }
+  return s;
+}
+
+function parseSynAckOptions(o: Uint8Array): { mss: number; ws: number; other: number[] } {
+  const r = { mss: 0, ws: -1, other: [] as number[] };
+  for (let i = 0; i < o.length;) {
+    const k = o[i]!;
+    if (k === 0) break;
+    if (k === 1) { i++; continue; }
+    const len = o[i + 1]!;
+    if (k === 2) r.mss = (o[i + 2]! << 8) | o[i + 3]!;
+    else if (k === 3) r.ws = o[i + 2]!;
+    else r.other.push(k);
+    i += len;
+  }
+  return r;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Harness: a MemoryDevice-backed GuestSink and a translator
+
+class Harness {
+  readonly dev = new MemoryDevice('mem0', 64);
+  readonly counters: Counters = {};
+  readonly sink: GuestSink;
+  readonly ctx: TranslatorContext;
+  readonly tcp: TcpTranslator;
+  readonly guests = new Map<number, Guest>();
+  /** Every frame the translator sent, parsed. */
+  readonly out: Seg[] = [];
+  private inbox: Seg[] = [];
+  private scheduled = false;
+  private readonly eth = new EthernetView();
+  private readonly ip = new Ipv4View();
+
+  constructor(cfg = config(), opts: TcpTranslatorOptions = {}, offloads = true) {
+    this.sink = {
+      gatewayMac: GW_MAC,
+      macFor: (a: number) => (a === GUEST ? GUEST_MAC : null),
+      send: (parts) => this.dev.send(parts),
+      offloads,
+    };
+    this.ctx = { config: cfg, sink: this.sink, counters: this.counters, log: quietLog };
+    this.tcp = new TcpTranslator(this.ctx, opts);
+    this.dev.start((b) => {
+      for (let i = 0; i < b.count; i++) {
+        const off = b.offsets[i]!;
+        const len = b.lengths[i]!;
+        const frame: Frame = { buf: b.buf, off, len, slot: b.slots[i]!, owner: this.dev };
+        if (!this.eth.bind(b.buf, off + 10, len - 10)) continue;
+        if (!this.ip.bind(b.buf, this.eth.payloadOffset, this.eth.payloadLength)) continue;
+        this.tcp.onPacket(frame, this.eth, this.ip);
+      }
+    });
+    // Frames reach the scripted guests asynchronously, as through a real TAP (no re-entrancy).
+    this.dev.onSend = (f) => {
+      const s = parseFrame(f);
+      this.out.push(s);
+      this.inbox.push(s);
+      if (!this.scheduled) { this.scheduled = true; setImmediate(() => this.deliver()); }
+    };
+  }
+
+  private deliver(): void {
+    this.scheduled = false;
+    const box = this.inbox;
+    this.inbox = [];
+    for (const s of box) this.guests.get(s.proto === 6 ? s.dport : -1)?.onFrame(s);
+  }
+
+  inject(...frames: Uint8Array[]): void { this.dev.inject(...frames); }
+
+  framesTo(port: number): Seg[] { return this.out.filter((s) => s.proto === 6 && s.dport === port); }
+
+  close(): void {
+    for (const g of this.guests.values()) g.stop();
+    this.tcp.close();
+  }
+}
+
+let nextPort = 40000;
+
+/** A scripted guest TCP endpoint: enough of a stack to drive the translator from the guest side. */
+class Guest {
+  readonly sport = nextPort++;
+  isn = (Math.random() * 0xffffffff) >>> 0;
+  sndUna = 0; sndNxt = 0;
+  rcvNxt = 0;
+  peerWnd = 0; peerShift = 0; peerMss = 0;
+  synAck: Seg | null = null;
+  rst: Seg | null = null;
+  finReceived = false;
+  finAcked = false;
+  readonly recv: Buffer[] = [];
+  recvBytes = 0;
+  readonly hash = createHash('sha256');
+  autoAck = true;
+  /** Window we advertise, in bytes (scaled by ourShift when scaling is on). */
+  rcvWnd = 1 << 20;
+  ourShift = 7;
+  segSize = 65000;
+  private data: Buffer = Buffer.alloc(0);
+  private dataBase = 0; // stream offset of data[0] (relative to isn+1)
+  private finWanted = false;
+  private finSent = false;
+  private rtx: NodeJS.Timeout | null = null;
+  private lastProgress = Date.now();
+  retransmits = 0;
+  /** ACK the SYN-ACK (off: pretend it was lost). */
+  ackSynAck = true;
+
+  constructor(readonly h: Harness, readonly dport: number, readonly dst = GATEWAY) {
+    h.guests.set(this.sport, this);
+  }
+
+  get established(): boolean { return this.synAck !== null; }
+
+  syn(opts = synOptions(1460, this.ourShift), retransmitMs = 0): void {
+    this.sndUna = this.sndNxt = (this.isn + 1) >>> 0;
+    this.h.inject(tcpFrame({ sport: this.sport, dport: this.dport, dst: this.dst, seq: this.isn, flags: F.SYN, win: 64240, options: opts }));
+    if (retransmitMs > 0) {
+      // Like a kernel: retransmit the SYN until answered.
+      const t = setInterval(() => {
+        if (this.synAck || this.rst) clearInterval(t);
+        else this.h.inject(tcpFrame({ sport: this.sport, dport: this.dport, dst: this.dst, seq: this.isn, flags: F.SYN, win: 64240, options: opts }));
+      }, retransmitMs);
+      t.unref();
+    }
+  }
+
+  winField(): number { return Math.min(0xffff, Math.floor(this.rcvWnd / (1 << (this.synAck && this.peerShift >= 0 ? this.ourShift : 0)))); }
+
+  ack(): void {
+    this.h.inject(tcpFrame({ sport: this.sport, dport: this.dport, dst: this.dst, seq: this.sndNxt, ack: this.rcvNxt, flags: F.ACK, win: this.winField() }));
+  }
+
+  /** Send raw flags at the current sequence point. */
+  send(flags: number, payload?: Uint8Array, seq = this.sndNxt, ack = this.rcvNxt): void {
+    this.h.inject(tcpFrame({ sport: this.sport, dport: this.dport, dst: this.dst, seq, ack, flags, win: this.winField(), payload }));
+  }
+
+  write(b: Buffer): void {
+    this.data = Buffer.concat([this.data, b]);
+    this.pump();
+  }
+
+  end(): void { this.finWanted = true; this.pump(); }
+
+  onFrame(s: Seg): void {
+    if (s.flags & F.RST) { this.rst = s; return; }
+    if ((s.flags & (F.SYN | F.ACK)) === (F.SYN | F.ACK)) {
+      this.synAck = s;
+      this.rcvNxt = (s.seq + 1) >>> 0;
+      const o = parseSynAckOptions(s.options);
+      this.peerShift = o.ws;
+      this.peerMss = o.mss;
+      this.peerWnd = s.win;
+      if (o.ws < 0) this.ourShift = 0;
+      if (!this.ackSynAck) return;
+      this.ack();
+      this.startRtx();
+      this.pump();
+      return;
+    }
+    if (!this.synAck) return;
+    // ACK side
+    if (s.flags & F.ACK) {
+      const d = (s.ack - this.sndUna) | 0;
+      if (d > 0) { this.sndUna = s.ack; this.lastProgress = Date.now(); }
+      this.peerWnd = s.win << Math.max(this.peerShift, 0);
+      if (this.finSent && s.ack === this.sndNxt) this.finAcked = true;
+    }
+    // data side
+    let p = s.payload;
+    const fin = (s.flags & F.FIN) !== 0;
+    const d = (this.rcvNxt - s.seq) | 0;
+    if (d < 0) { if (this.autoAck) this.ack(); return; } // out of order: drop
+    if (d > 0) {
+      if (d >= p.length) { if (p.length > 0 || fin) { if (this.autoAck) this.ack(); } this.pump(); return; }
+      p = p.subarray(d);
+    }
+    if (p.length > 0) {
+      const copy = Buffer.from(p);
+      this.recv.push(copy);
+      this.hash.update(copy);
+      this.recvBytes += p.length;
+      this.rcvNxt = (this.rcvNxt + p.length) >>> 0;
+    }
+    if (fin && !this.finReceived) { this.finReceived = true; this.rcvNxt = (this.rcvNxt + 1) >>> 0; }
+    if ((p.length > 0 || fin) && this.autoAck) this.ack();
+    this.pump();
+  }
+
+  pump(): void {
+    if (!this.synAck) return;
+    const base = (this.isn + 1) >>> 0;
+    for (;;) {
+      const nxtOff = (this.sndNxt - base) >>> 0;
+      const unaOff = (this.sndUna - base) >>> 0;
+      const inflight = nxtOff - unaOff;
+      const have = this.dataBase + this.data.length - nxtOff;
+      if (have > 0) {
+        const room = this.peerWnd - inflight;
+        if (room <= 0) return;
+        const n = Math.min(have, room, this.segSize);
+        const from = nxtOff - this.dataBase;
+        this.send(F.ACK | F.PSH, this.data.subarray(from, from + n));
+        this.sndNxt = (this.sndNxt + n) >>> 0;
+        continue;
+      }
+      if (this.finWanted && !this.finSent) {
+        this.finSent = true;
+        this.send(F.ACK | F.FIN);
+        this.sndNxt = (this.sndNxt + 1) >>> 0;
+      }
+      return;
+    }
+  }
+
+  private startRtx(): void {
+    this.rtx = setInterval(() => {
+      if (this.sndUna !== this.sndNxt && Date.now() - this.lastProgress > 300) {
+        // go back N
+        this.retransmits++;
+        this.lastProgress = Date.now();
+        const finWasSent = this.finSent;
+        const base = (this.isn + 1) >>> 0;
+        const dataEnd = base + this.dataBase + this.data.length;
+        this.sndNxt = this.sndUna;
+        if (finWasSent && this.sndUna === (dataEnd >>> 0) + 1) this.sndNxt = (this.sndUna - 1) >>> 0;
+        this.finSent = false;
+        if (finWasSent) this.finWanted = true;
+        this.pump();
+      }
+    }, 50);
+    this.rtx.unref();
+  }
+
+  stop(): void { if (this.rtx) clearInterval(this.rtx); }
+
+  received(): Buffer { return Buffer.concat(this.recv); }
+}
+
+async function waitFor(cond: () => boolean, what: string | (() => string), ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Server { port: number; conns: net.Socket[]; server: net.Server; close(): Promise<void> }
+
+async function listen(onConn: (s: net.Socket) => void = () => {}, opts: net.ServerOpts = {}): Promise<Server> {
+  const conns: net.Socket[] = [];
+  const server = net.createServer({ allowHalfOpen: true, ...opts }, (s) => { conns.push(s); s.on('error', () => {}); onConn(s); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port, conns, server,
+    close: () => new Promise<void>((r) => { for (const c of conns) c.destroy(); server.close(() => r()); }),
+  };
+}
+
+async function freePort(): Promise<number> {
+  const s = await listen();
+  await s.close();
+  return s.port;
+}
+
+async function handshake(h: Harness, port: number, g = new Guest(h, port)): Promise<Guest> {
+  g.syn();
+  await waitFor(() => g.established || g.rst !== null, 'SYN-ACK');
+  assert.ok(g.established, 'handshake completed');
+  await sleep(5);
+  return g;
+}
+
+function sha(b: Uint8Array): string { return createHash('sha256').update(b).digest('hex'); }
+
+// ------------------------------------------------------------------------------------------------
+
+test('handshake: SYN -> host connect -> SYN-ACK with MSS and window scale, correct ack', async () => {
+  let accepted = 0;
+  const srv = await listen(() => accepted++);
+  const h = new Harness();
+  try {
+    const g = new Guest(h, srv.port);
+    g.syn();
+    await waitFor(() => g.established, 'SYN-ACK');
+    const sa = g.synAck!;
+    assert.equal(accepted, 1, 'host connected before SYN-ACK');
+    assert.equal(sa.flags, F.SYN | F.ACK);
+    assert.equal(sa.ack, (g.isn + 1) >>> 0);
+    assert.equal(sa.src, GATEWAY);
+    assert.equal(sa.dst, GUEST);
+    assert.equal(sa.sport, srv.port);
+    assert.equal(sa.dport, g.sport);
+    assert.deepEqual(sa.ethDst, GUEST_MAC);
+    assert.deepEqual(sa.ethSrc, GW_MAC);
+    assert.ok(sa.ipOk, 'IPv4 header checksum');
+    assert.ok(sa.df, 'DF set');
+    const o = parseSynAckOptions(sa.options);
+    assert.equal(o.mss, 1460);
+    assert.ok(o.ws >= 7, `window scale ${o.ws}`);
+    assert.deepEqual(o.other, [], 'no SACK, no timestamps');
+    assert.equal(sa.vnetFlags, 1, 'NEEDS_CSUM');
+    assert.equal(sa.gsoType, 0);
+    assert.equal(sa.csumStart, 34);
+    assert.equal(sa.csumOffset, 16);
+    assert.equal(sa.csumField, fold(pseudoHeaderSum4(GATEWAY, GUEST, 6, sa.ipTotal - 20)));
+    assert.equal(h.tcp.flowCount, 1);
+    await waitFor(() => h.tcp.flows()[0]?.state === 'ESTABLISHED', 'established');
+    // A retransmitted SYN after the handshake is answered with a challenge ACK, not a new flow.
+    g.h.inject(tcpFrame({ sport: g.sport, dport: srv.port, seq: g.isn, flags: F.SYN, options: synOptions() }));
+    assert.equal(h.tcp.flowCount, 1);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('handshake without window scaling offered: no WS option, window <= 65535', async () => {
+  const srv = await listen();
+  const h = new Harness();
+  try {
+    const g = new Guest(h, srv.port);
+    g.ourShift = 0;
+    g.syn(synOptions(1400, -1));
+    await waitFor(() => g.established, 'SYN-ACK');
+    const o = parseSynAckOptions(g.synAck!.options);
+    assert.equal(o.ws, -1);
+    assert.equal(h.tcp.flows()[0]!.mss, 1400);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('retransmitted SYN while connecting is ignored; SYN-ACK is re-sent once connected', async () => {
+  let release: (() => void) | null = null;
+  const srv = await listen();
+  // Delay the connect: the translator's connect hook holds it back until released.
+  const h = new Harness(config(), {
+    connect: (o) => {
+      const s = new net.Socket();
+      release = () => s.connect({ host: o.host!, port: o.port });
+      return s;
+    },
+  });
+  try {
+    const g = new Guest(h, srv.port);
+    g.ackSynAck = false;
+    g.syn();
+    g.syn();
+    g.syn();
+    assert.equal(h.tcp.flowCount, 1);
+    assert.equal(h.out.length, 0, 'nothing sent before the host answers');
+    assert.equal(h.counters.tcp_syn_retransmit_ignored, 2);
+    release!();
+    await waitFor(() => g.established, 'SYN-ACK');
+    // Guest lost our SYN-ACK: it retransmits its SYN (same ISN) and gets another one.
+    h.inject(tcpFrame({ sport: g.sport, dport: srv.port, seq: g.isn, flags: F.SYN, options: synOptions() }));
+    await waitFor(() => h.framesTo(g.sport).filter((s) => s.flags === (F.SYN | F.ACK)).length === 2, 'second SYN-ACK');
+    assert.equal(h.tcp.flows()[0]!.state, 'SYNACK_SENT');
+    g.ack();
+    await waitFor(() => h.tcp.flows()[0]?.state === 'ESTABLISHED', 'established');
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('refused port -> RST,ACK acking the SYN; flow forgotten', async () => {
+  const port = await freePort();
+  const h = new Harness();
+  try {
+    const g = new Guest(h, port);
+    g.syn();
+    await waitFor(() => g.rst !== null, 'RST');
+    const r = g.rst!;
+    assert.equal(r.flags, F.RST | F.ACK);
+    assert.equal(r.ack, (g.isn + 1) >>> 0);
+    assert.equal(r.seq, 0);
+    assert.equal(r.win, 0);
+    assert.equal(h.tcp.flowCount, 0);
+    assert.equal(h.counters.tcp_connect_refused, 1);
+  } finally {
+    h.close();
+  }
+});
+
+test('unreachable mapping (gateway with host loopback disabled) -> ICMP net unreachable quoting the SYN', async () => {
+  const h = new Harness(config({ hostLoopback: false }));
+  try {
+    const syn = tcpFrame({ sport: 41000, dport: 80, seq: 12345, flags: F.SYN, options: synOptions() });
+    h.inject(syn);
+    assert.equal(h.out.length, 1);
+    const m = h.out[0]!;
+    assert.equal(m.proto, 1);
+    assert.equal(m.icmpType, 3);
+    assert.equal(m.icmpCode, 0);
+    assert.ok(m.ipOk);
+    assert.equal(checksum(m.raw, 44, m.ipTotal - 20), 0, 'ICMP checksum');
+    assert.deepEqual(m.icmpQuote, syn.slice(24, 24 + 28), 'quotes IP header + 8 bytes');
+    assert.equal(h.tcp.flowCount, 0);
+  } finally {
+    h.close();
+  }
+});
+
+test('connect timeout -> ICMP host unreachable', async () => {
+  const h = new Harness(config(), { connectTimeoutMs: 100, tickMs: 10, connect: () => new net.Socket() });
+  try {
+    h.inject(tcpFrame({ sport: 41001, dport: 9, seq: 1, flags: F.SYN, options: synOptions() }));
+    await waitFor(() => h.out.length > 0, 'ICMP', 2000);
+    assert.equal(h.out[0]!.icmpType, 3);
+    assert.equal(h.out[0]!.icmpCode, 1);
+    assert.equal(h.tcp.flowCount, 0);
+    assert.equal(h.counters.tcp_connect_timeout, 1);
+  } finally {
+    h.close();
+  }
+});
+
+test('data both ways: 2 MB each direction, SHA-256 verified, slots released', async () => {
+  const up = randomBytes(2 << 20);
+  const down = randomBytes(2 << 20);
+  let serverGot = '';
+  let serverBytes = 0;
+  const srv = await listen((s) => {
+    const hh = createHash('sha256');
+    s.on('data', (b) => { hh.update(b); serverBytes += b.length; });
+    s.on('end', () => { serverGot = hh.digest('hex'); s.end(); });
+    s.write(down);
+  });
+  const h = new Harness();
+  try {
+    const g = await handshake(h, srv.port);
+    g.write(up);
+    g.end();
+    await waitFor(() => serverGot !== '' && g.finReceived && g.finAcked, 'transfer', 20000);
+    assert.equal(serverBytes, up.length);
+    assert.equal(serverGot, sha(up));
+    assert.equal(g.recvBytes, down.length);
+    assert.equal(sha(g.received()), sha(down));
+    await waitFor(() => h.tcp.flows().every((f) => f.state === 'LINGER') || h.tcp.flowCount === 0, 'linger');
+    await waitFor(() => h.dev.slotsInUse === 0, 'slots released');
+    assert.equal(h.counters.tcp_internal_error ?? 0, 0);
+    assert.equal(h.counters.tcp_ooo_dropped ?? 0, 0);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('data both ways without offloads: MSS segments with full checksums', async () => {
+  const down = randomBytes(300_000);
+  const up = randomBytes(100_000);
+  let got = Buffer.alloc(0);
+  const srv = await listen((s) => {
+    s.on('data', (b) => { got = Buffer.concat([got, b]); });
+    s.end(down);
+  });
+  const h = new Harness(config(), {}, false);
+  try {
+    const g = new Guest(h, srv.port);
+    g.segSize = 1460;
+    await handshake(h, srv.port, g);
+    g.write(up);
+    await waitFor(() => g.finReceived && got.length === up.length, 'transfer', 10000);
+    assert.equal(sha(g.received()), sha(down));
+    assert.equal(sha(got), sha(up));
+    for (const s of h.framesTo(g.sport)) {
+      assert.ok(s.payload.length <= 1460, 'segment <= MSS');
+      assert.equal(s.vnetFlags, 0);
+      assert.equal(s.gsoType, 0);
+      assert.equal(checksum(s.raw, 44, s.ipTotal - 20, pseudoHeaderSum4(s.src, s.dst, 6, s.ipTotal - 20)), 0,
+        'full TCP checksum verifies');
+    }
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('superframes: 200 KB host send -> frames <= 64 KiB payload, GSO fields and pseudo seed right, within the window', async () => {
+  const down = randomBytes(200_000);
+  const srv = await listen((s) => s.write(down));
+  const h = new Harness();
+  try {
+    const g = new Guest(h, srv.port);
+    g.rcvWnd = 150_000; // less than the transfer: the window must be respected
+    await handshake(h, srv.port, g);
+    await waitFor(() => g.recvBytes === down.length, 'data', 10000);
+    assert.equal(sha(g.received()), sha(down));
+    const data = h.framesTo(g.sport).filter((s) => s.payload.length > 0);
+    assert.ok(data.length >= 4, `${data.length} frames`);
+    // Replay the guest's view: each frame must fit in the last window the guest advertised.
+    let lastId = -1;
+    for (const s of data) {
+      assert.ok(s.payload.length <= 65535 - 40, 'payload fits one IPv4 packet');
+      assert.ok(s.ipTotal <= 65535);
+      assert.equal(s.vnetFlags, 1, 'NEEDS_CSUM');
+      if (s.payload.length > 1460) {
+        assert.equal(s.gsoType, 1, 'GSO TCPV4');
+        assert.equal(s.gsoSize, 1460, 'gso_size = guest MSS');
+      } else {
+        assert.equal(s.gsoType, 0);
+      }
+      assert.equal(s.hdrLen, 54);
+      assert.equal(s.csumStart, 34);
+      assert.equal(s.csumOffset, 16);
+      assert.equal(s.csumField, fold(pseudoHeaderSum4(s.src, s.dst, 6, s.ipTotal - 20)), 'folded pseudo-header sum');
+      assert.ok(s.ipOk);
+      assert.ok(s.df);
+      assert.ok(s.ipId !== lastId, 'identification changes');
+      lastId = s.ipId;
+    }
+    // Window: no byte beyond (highest ack the guest sent) + 150000 at any time. The guest ACKs
+    // everything at once, so sequence span of all data <= total; check every frame's end against
+    // the ack it could have seen: frames are in order; the cumulative ack never lags more than the window.
+    const base = (g.synAck!.seq + 1) >>> 0;
+    let maxEnd = 0;
+    for (const s of data) maxEnd = Math.max(maxEnd, ((s.seq - base) >>> 0) + s.payload.length);
+    assert.equal(maxEnd, down.length);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('window respected exactly: a guest that never ACKs gets at most its window; socket pauses; ACK resumes', async () => {
+  const down = randomBytes(1 << 20);
+  let serverSock: net.Socket | null = null;
+  const srv = await listen((s) => { serverSock = s; s.write(down); });
+  const h = new Harness();
+  try {
+    const g = new Guest(h, srv.port);
+    g.ourShift = 0;
+    g.rcvWnd = 32768;
+    g.autoAck = false;
+    g.syn(synOptions(1460, -1));
+    await waitFor(() => g.established, 'SYN-ACK');
+    await waitFor(() => g.recvBytes >= 32768, 'first window');
+    await sleep(100);
+    assert.equal(g.recvBytes, 32768, 'nothing beyond the window');
+    const info = h.tcp.flows()[0]!;
+    assert.equal(info.reading, false, 'host socket paused');
+    assert.ok(info.queued <= 65536 + 65536, `queued ${info.queued} bounded`);
+    assert.ok(serverSock !== null);
+    // ACK: the window opens, reading resumes, everything arrives.
+    g.autoAck = true;
+    g.ack();
+    await waitFor(() => g.recvBytes === down.length, 'rest of the data', 10000);
+    assert.equal(sha(g.received()), sha(down));
+    assert.ok((h.counters.tcp_host_paused ?? 0) >= 1);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('zero window: persist probes, then data resumes when the window opens', async () => {
+  const down = randomBytes(100_000);
+  const srv = await listen((s) => s.write(down));
+  const h = new Harness(config(), { minRtoMs: 20, initialRtoMs: 40, tickMs: 5 });
+  try {
+    const g = new Guest(h, srv.port);
+    g.rcvWnd = 0;
+    g.syn(synOptions(1460, -1));
+    g.ourShift = 0;
+    await waitFor(() => g.established, 'SYN-ACK');
+    await waitFor(() => (h.counters.tcp_zero_window_probe ?? 0) >= 2, 'probes', 3000);
+    assert.equal(g.recvBytes, 0);
+    g.rcvWnd = 65535;
+    g.ack();
+    await waitFor(() => g.recvBytes === down.length, 'data', 5000);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('RTO: an unacknowledged superframe tail is retransmitted, with backoff, then delivered', async () => {
+  const down = randomBytes(60_000);
+  const srv = await listen((s) => s.write(down));
+  const h = new Harness(config(), { minRtoMs: 30, initialRtoMs: 30, tickMs: 5 });
+  try {
+    const g = new Guest(h, srv.port);
+    g.autoAck = false;
+    await handshake(h, srv.port, g);
+    await waitFor(() => h.framesTo(g.sport).some((s) => s.payload.length > 0), 'first superframe');
+    const first = h.framesTo(g.sport).find((s) => s.payload.length > 0)!;
+    assert.equal(first.payload.length, 60_000);
+    // The guest takes only the first 20000 bytes (as if the rest were lost) and ACKs them.
+    const base = (g.synAck!.seq + 1) >>> 0;
+    assert.equal(first.seq, base);
+    const cut = (base + 20000) >>> 0;
+    g.send(F.ACK, undefined, g.sndNxt, cut);
+    const t0 = Date.now();
+    await waitFor(() => h.framesTo(g.sport).some((s) => s.seq === cut && s.payload.length > 0), 'retransmission', 3000);
+    const rtx = h.framesTo(g.sport).find((s) => s.seq === cut && s.payload.length > 0)!;
+    assert.equal(rtx.payload.length, 40_000, 'the tail, from sndUna');
+    assert.deepEqual(Buffer.from(rtx.payload), down.subarray(20000));
+    assert.ok(Date.now() - t0 >= 20);
+    // Not acked again: a second retransmission comes later (backoff).
+    await waitFor(() => h.framesTo(g.sport).filter((s) => s.seq === cut && s.payload.length > 0).length >= 2, 'backoff retransmission', 3000);
+    assert.ok((h.counters.tcp_rto_timeouts ?? 0) >= 2);
+    const rto = h.tcp.flows()[0]!.rto;
+    assert.ok(rto >= 60, `rto backed off: ${rto}`);
+    // Now ACK everything.
+    g.send(F.ACK, undefined, g.sndNxt, (base + 60000) >>> 0);
+    await sleep(100);
+    const f = h.tcp.flows()[0]!;
+    assert.equal(f.inFlight, 0);
+    assert.equal(f.retransmits, 0);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('fast retransmit on three duplicate ACKs', async () => {
+  const srv = await listen();
+  const h = new Harness(config(), { minRtoMs: 5000, initialRtoMs: 5000 });
+  try {
+    const g = await handshake(h, srv.port);
+    g.autoAck = false;
+    const c = srv.conns[0]!;
+    c.write(randomBytes(30_000));
+    await waitFor(() => h.framesTo(g.sport).some((s) => s.payload.length > 0), 'data');
+    const n0 = h.framesTo(g.sport).filter((s) => s.payload.length > 0).length;
+    const base = (g.synAck!.seq + 1) >>> 0;
+    for (let i = 0; i < 3; i++) g.send(F.ACK, undefined, g.sndNxt, base); // duplicate ACKs
+    await waitFor(() => (h.counters.tcp_fast_retransmits ?? 0) === 1, 'fast retransmit');
+    const frames = h.framesTo(g.sport).filter((s) => s.payload.length > 0);
+    assert.equal(frames.length, n0 + 1);
+    assert.equal(frames[frames.length - 1]!.seq, (g.synAck!.seq + 1) >>> 0);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('give up after too many retransmissions: RST both ways', async () => {
+  let hostClosed = false;
+  const srv = await listen((s) => { s.write('hello'); s.on('close', () => { hostClosed = true; }); });
+  const h = new Harness(config(), { minRtoMs: 5, initialRtoMs: 5, maxRtoMs: 10, maxRetransmits: 3, tickMs: 2 });
+  try {
+    const g = new Guest(h, srv.port);
+    g.autoAck = false;
+    g.syn();
+    await waitFor(() => g.established, 'SYN-ACK');
+    await waitFor(() => g.rst !== null, 'RST to guest', 3000);
+    await waitFor(() => hostClosed, 'host socket closed');
+    assert.equal(h.tcp.flowCount, 0);
+    assert.equal(h.counters.tcp_give_up, 1);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('FIN: guest half-closes first; host still sends; then host FIN; both acked -> flow finishes', async () => {
+  let hostSawEnd = false;
+  const srv = await listen((s) => {
+    let got = '';
+    s.on('data', (b) => { got += b.toString(); });
+    s.on('end', () => { hostSawEnd = true; s.write(`got:${got}`); s.end(); });
+  });
+  const h = new Harness(config(), { lingerMs: 50, tickMs: 10 });
+  try {
+    const g = await handshake(h, srv.port);
+    g.write(Buffer.from('request'));
+    g.end();
+    await waitFor(() => hostSawEnd, 'host end');
+    await waitFor(() => g.finReceived, 'FIN to guest');
+    assert.equal(g.received().toString(), 'got:request');
+    // Our FIN came after the data, in order.
+    const fin = h.framesTo(g.sport).find((s) => s.flags & F.FIN)!;
+    assert.equal((fin.seq + fin.payload.length) >>> 0, (g.rcvNxt - 1) >>> 0);
+    await waitFor(() => g.finAcked, 'guest FIN acked');
+    await waitFor(() => h.tcp.flowCount === 0, 'flow forgotten after linger', 3000);
+    assert.equal(h.counters.tcp_flows_finished, 1);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('FIN: host half-closes first; guest keeps sending; then guest FIN', async () => {
+  let hostGot = '';
+  let hostEnded = false;
+  const srv = await listen((s) => {
+    s.end('bye');
+    s.on('data', (b) => { hostGot += b.toString(); });
+    s.on('end', () => { hostEnded = true; });
+  });
+  const h = new Harness(config(), { lingerMs: 50, tickMs: 10 });
+  try {
+    const g = await handshake(h, srv.port);
+    await waitFor(() => g.finReceived, 'host FIN');
+    assert.equal(g.received().toString(), 'bye');
+    g.write(Buffer.from('still talking'));
+    await waitFor(() => hostGot === 'still talking', 'data after host FIN');
+    g.end();
+    await waitFor(() => hostEnded && g.finAcked, 'guest FIN');
+    await waitFor(() => h.tcp.flowCount === 0, 'flow forgotten', 3000);
+    // A retransmitted FIN during linger would be re-ACKed; after it, the tuple is unknown -> RST.
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('RST from guest -> host socket reset, flow forgotten', async () => {
+  let hostErr = '';
+  let closed = false;
+  const srv = await listen((s) => { s.on('error', (e: NodeJS.ErrnoException) => { hostErr = e.code ?? ''; }); s.on('close', () => { closed = true; }); });
+  const h = new Harness();
+  try {
+    const g = await handshake(h, srv.port);
+    await waitFor(() => srv.conns.length === 1, 'accepted');
+    // An inexact RST in the window is challenged, not obeyed (RFC 5961).
+    g.send(F.RST, undefined, (g.sndNxt + 10) >>> 0, 0);
+    assert.equal(h.tcp.flowCount, 1);
+    assert.equal(h.counters.tcp_challenge_ack, 1);
+    g.send(F.RST | F.ACK);
+    assert.equal(h.tcp.flowCount, 0);
+    await waitFor(() => closed, 'host closed');
+    assert.equal(hostErr, 'ECONNRESET');
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('host reset -> queued data delivered, then RST to guest', async () => {
+  const srv = await listen((s) => { s.write('last words', () => setTimeout(() => s.resetAndDestroy(), 20)); });
+  const h = new Harness();
+  try {
+    const g = await handshake(h, srv.port);
+    await waitFor(() => g.rst !== null, 'RST', 3000);
+    assert.equal(g.received().toString(), 'last words');
+    assert.equal(g.rst!.seq, (g.rcvNxt) >>> 0);
+    assert.equal(h.tcp.flowCount, 0);
+    assert.equal(h.counters.tcp_host_reset, 1);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('segment for an unknown flow -> RST per RFC 9293; RST for unknown is ignored', () => {
+  const h = new Harness();
+  try {
+    // With ACK: <SEQ=SEG.ACK><CTL=RST>
+    h.inject(tcpFrame({ sport: 41500, dport: 80, seq: 1000, ack: 777777, flags: F.ACK, payload: new Uint8Array(10) }));
+    assert.equal(h.out.length, 1);
+    let r = h.out[0]!;
+    assert.equal(r.flags, F.RST);
+    assert.equal(r.seq, 777777);
+    assert.equal(r.sport, 80);
+    assert.equal(r.dport, 41500);
+    assert.equal(r.src, GATEWAY);
+    assert.equal(r.dst, GUEST);
+    assert.ok(r.ipOk);
+    // Without ACK: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> (FIN counts one)
+    h.inject(tcpFrame({ sport: 41501, dport: 80, seq: 5000, flags: F.FIN, payload: new Uint8Array(7) }));
+    r = h.out[1]!;
+    assert.equal(r.flags, F.RST | F.ACK);
+    assert.equal(r.seq, 0);
+    assert.equal(r.ack, 5008);
+    h.inject(tcpFrame({ sport: 41502, dport: 80, seq: 5000, flags: F.RST }));
+    assert.equal(h.out.length, 2, 'no answer to a RST');
+    assert.equal(h.counters.tcp_no_flow_rst, 2);
+    assert.equal(h.tcp.flowCount, 0);
+  } finally {
+    h.close();
+  }
+});
+
+test('out-of-order and old guest data: dropped, duplicate ACK, never written', async () => {
+  let got = '';
+  const srv = await listen((s) => s.on('data', (b) => { got += b.toString(); }));
+  const h = new Harness();
+  try {
+    const g = await handshake(h, srv.port);
+    const before = h.framesTo(g.sport).length;
+    g.send(F.ACK | F.PSH, Buffer.from('later'), (g.sndNxt + 5) >>> 0); // a hole before it
+    assert.equal(h.counters.tcp_ooo_dropped, 1);
+    const dup = h.framesTo(g.sport)[before]!;
+    assert.equal(dup.flags, F.ACK);
+    assert.equal(dup.ack, g.sndNxt, 'duplicate ACK asks for the hole');
+    g.send(F.ACK | F.PSH, Buffer.from('hello'));
+    g.sndNxt = (g.sndNxt + 5) >>> 0;
+    // A retransmission overlapping old and new bytes: only the new part is taken.
+    g.send(F.ACK | F.PSH, Buffer.from('loworld'), (g.sndNxt - 2) >>> 0);
+    g.sndNxt = (g.sndNxt + 5) >>> 0;
+    await waitFor(() => got === 'helloworld', `host got "${got}"`);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('receive window: data beyond the advertised edge is trimmed', async () => {
+  let got = 0;
+  const srv = await listen((s) => s.on('data', (b) => { got += b.length; }));
+  const h = new Harness(config(), { rcvBuf: 256 * 1024 });
+  try {
+    const g = await handshake(h, srv.port);
+    // One byte first: its ACK advertises the full (scaled) window.
+    g.write(Buffer.from('x'));
+    await waitFor(() => got === 1, 'first byte');
+    await sleep(5);
+    // 20 superframes in one batch, ignoring the 256 KiB window: only the window's worth is taken.
+    const frames: Uint8Array[] = [];
+    let seq = g.sndNxt;
+    for (let i = 0; i < 20; i++) {
+      frames.push(tcpFrame({ sport: g.sport, dport: srv.port, seq, ack: g.rcvNxt, flags: F.ACK, payload: randomBytes(60000) }));
+      seq = (seq + 60000) >>> 0;
+    }
+    h.inject(...frames);
+    assert.equal(h.counters.tcp_out_of_window, 1, 'the frame crossing the edge is trimmed');
+    assert.equal(h.counters.tcp_ooo_dropped, 15, 'frames past it are out of order');
+    // Exactly the advertised window (a multiple of 2^shift = 128 bytes) was taken.
+    await waitFor(() => got >= 1 + 256 * 1024 - 128, () => `host got ${got} ${JSON.stringify(h.counters)}`);
+    await sleep(20);
+    assert.ok(got <= 1 + 256 * 1024, `host got ${got}`);
+    await waitFor(() => h.dev.slotsInUse === 0, 'slots released');
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('backpressure: a host socket that does not drain shrinks the window; slots bounded; drains -> window update', async () => {
+  let host: net.Socket | null = null;
+  const hh = createHash('sha256');
+  let got = 0;
+  const srv = await listen((s) => s.on('data', (b) => { hh.update(b); got += b.length; }));
+  const h = new Harness(config(), {
+    rcvBuf: 1 << 20,
+    connect: (o) => { host = net.connect(o); return host; },
+  });
+  try {
+    const g = await handshake(h, srv.port);
+    host!.cork(); // Node holds every write: its buffer grows like a stalled socket's
+    const up = randomBytes(3 << 20);
+    g.write(up);
+    await waitFor(() => h.tcp.flows()[0]!.pendingWrite >= (1 << 20) - 65536, 'window filled');
+    await sleep(50);
+    const info = h.tcp.flows()[0]!;
+    assert.ok(info.pendingWrite <= 1 << 20, `pending ${info.pendingWrite} within the budget`);
+    assert.ok(info.retainedSlots <= 32, `retained ${info.retainedSlots}`);
+    assert.ok(h.dev.slotsInUse <= 32, `slots in use ${h.dev.slotsInUse}`);
+    const shift = parseSynAckOptions(g.synAck!.options).ws;
+    const lastAck = h.framesTo(g.sport).filter((s) => (s.flags & F.ACK) && s.payload.length === 0).at(-1)!;
+    assert.ok((lastAck.win << shift) < 65536, `window shrank to ${lastAck.win << shift}`);
+    assert.equal(h.counters.tcp_out_of_window ?? 0, 0);
+    host!.uncork();
+    await waitFor(() => got === up.length, 'all data', 10000);
+    assert.equal(hh.digest('hex'), sha(up));
+    assert.ok((h.counters.tcp_window_update ?? 0) >= 1);
+    await waitFor(() => h.dev.slotsInUse === 0, 'slots released');
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('SYN flood to a black hole stays bounded; a legitimate flow still works', async () => {
+  const srv = await listen((s) => s.end('ok'));
+  const blackhole = 7; // connects to this port never complete
+  const h = new Harness(config(), {
+    maxConnecting: 64, maxFlows: 256,
+    connect: (o) => (o.port === blackhole ? new net.Socket() : net.connect(o)),
+  });
+  try {
+    for (let i = 0; i < 5000; i++) {
+      h.inject(tcpFrame({ sport: 10000 + i, dport: blackhole, seq: i * 7919, flags: F.SYN, options: synOptions() }));
+      assert.ok(h.tcp.flowCount <= 256);
+      assert.ok(h.tcp.connectingCount <= 64);
+    }
+    assert.ok((h.counters.tcp_syn_evicted ?? 0) >= 5000 - 64);
+    const g = await handshake(h, srv.port);
+    await waitFor(() => g.finReceived, 'legit data');
+    assert.equal(g.received().toString(), 'ok');
+    // Fill the table with established flows: new SYNs beyond maxFlows are dropped and counted.
+    const estab: Guest[] = [];
+    for (let i = 0; i < 150; i++) {
+      const gg = new Guest(h, srv.port);
+      gg.syn(undefined, 100);
+      estab.push(gg);
+    }
+    await waitFor(() => estab.every((x) => x.established), 'many flows', 10000);
+    assert.ok(h.tcp.flowCount <= 256);
+    for (let i = 0; i < 100; i++) {
+      h.inject(tcpFrame({ sport: 20000 + i, dport: srv.port, seq: i, flags: F.SYN, options: synOptions() }));
+    }
+    await sleep(50);
+    assert.ok(h.tcp.flowCount <= 256);
+    assert.ok(estab.every((x) => x.rst === null), 'established flows never evicted');
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('table full of established flows: new SYNs dropped and counted, nothing evicted', async () => {
+  const srv = await listen();
+  const h = new Harness(config(), { maxFlows: 8, maxConnecting: 8 });
+  try {
+    const gs: Guest[] = [];
+    for (let i = 0; i < 8; i++) gs.push(await handshake(h, srv.port));
+    assert.equal(h.tcp.flowCount, 8);
+    const g9 = new Guest(h, srv.port);
+    g9.syn();
+    await sleep(20);
+    assert.equal(h.counters.tcp_syn_flood_dropped, 1);
+    assert.equal(g9.synAck, null);
+    assert.equal(h.tcp.flowCount, 8);
+    // One finishes (RST): room again.
+    gs[0]!.send(F.RST | F.ACK);
+    const g10 = await handshake(h, srv.port);
+    assert.ok(g10.established);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('close(): every host socket destroyed, flows forgotten, slots released', async () => {
+  const srv = await listen((s) => s.write(randomBytes(100_000)));
+  const h = new Harness();
+  try {
+    const a = await handshake(h, srv.port);
+    await handshake(h, srv.port);
+    a.write(randomBytes(50_000));
+    await waitFor(() => srv.conns.length === 2, 'accepted');
+    h.close();
+    assert.equal(h.tcp.flowCount, 0);
+    await waitFor(() => h.dev.slotsInUse === 0, 'slots');
+    // Further frames are ignored silently.
+    a.send(F.ACK);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('fuzz: random and mutated segments never throw, flows stay bounded, slots come back', async () => {
+  const srv = await listen((s) => s.on('data', () => {}));
+  const h = new Harness(config(), { maxFlows: 64, maxConnecting: 16 });
+  try {
+    const g = await handshake(h, srv.port);
+    const valid = tcpFrame({ sport: g.sport, dport: srv.port, seq: g.sndNxt, ack: g.rcvNxt, flags: F.ACK | F.PSH, payload: randomBytes(3000) });
+    const syn = tcpFrame({ sport: 50000, dport: srv.port, seq: 1, flags: F.SYN, options: synOptions() });
+    fc.assert(fc.property(
+      fc.oneof(
+        // A valid frame with bytes flipped anywhere after the Ethernet header.
+        fc.tuple(fc.constantFrom(valid, syn), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }))
+          .map(([base, muts]) => { const b = Uint8Array.from(base); for (const [i, v] of muts) b[24 + (i % (b.length - 24))] = v; return b; }),
+        // A well-formed IPv4 header around random TCP bytes.
+        fc.uint8Array({ minLength: 0, maxLength: 200 }).map((t) => {
+          const b = tcpFrame({ sport: g.sport, dport: srv.port, seq: 0, flags: 0 });
+          const out = new Uint8Array(44 + t.length);
+          out.set(b.subarray(0, 44));
+          out.set(t, 44);
+          new DataView(out.buffer).setUint16(26, 20 + t.length);
+          out[34] = 0; out[35] = 0;
+          new DataView(out.buffer).setUint16(34, checksum(out, 24, 20));
+          return out;
+        }),
+        // Segments with random header fields for the live tuple.
+        fc.record({
+          seq: fc.nat(), ack: fc.nat(), flags: fc.integer({ min: 0, max: 255 }), win: fc.integer({ min: 0, max: 65535 }),
+          len: fc.integer({ min: 0, max: 2000 }), opts: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 40 }),
+          sport: fc.constantFrom(g.sport, 50001, 50002),
+        }).map((r) => tcpFrame({ sport: r.sport, dport: srv.port, seq: r.seq, ack: r.ack, flags: r.flags, win: r.win, payload: new Uint8Array(r.len), options: r.opts })),
+      ),
+      (frame) => {
+        h.inject(frame);
+        return h.tcp.flowCount <= 64 && (h.counters.tcp_internal_error ?? 0) === 0;
+      },
+    ), { numRuns: 3000 });
+    await sleep(50);
+    h.close();
+    await waitFor(() => h.dev.slotsInUse === 0, 'slots released');
+    assert.equal(h.counters.tcp_internal_error ?? 0, 0);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
