@@ -1,0 +1,103 @@
+// One TAP queue's data plane, composed on the worker's own event loop:
+//
+//   TAP queue --frames--> TapPort --> Switch --> Router (gateway port: ARP, ICMP echo, DHCP)
+//                                                  | every other IPv4 packet
+//                                                  v
+//                                   TCP / UDP / ICMP translators <--> host sockets
+//   replies built by the router or a translator go back through the switch to the TAP port.
+//
+// Nothing the guest sends may throw out of here: each frame is switched inside a try, and an
+// exception is counted (and logged at debug) rather than ending the batch or the worker.
+import type { Device } from '../link/device';
+import { Switch, TapPort, type SwitchPort } from '../switch/switch';
+import { Router } from '../gateway/router';
+import { TcpTranslator } from '../translate/tcp';
+import { UdpTranslator } from '../translate/udp';
+import { IcmpTranslator } from '../translate/icmp';
+import type { Logger, ProtocolTranslator, TranslatorContext } from '../translate/types';
+import { IpProtocol } from '../wire/ipv4';
+import { count, type Counters, type Frame } from '../wire/frame';
+import type { EthernetView } from '../wire/ethernet';
+import type { Ipv4View } from '../wire/ipv4';
+import type { DataPlaneConfig } from './protocol';
+
+export class DataPlane {
+  readonly counters: Counters = {};
+  private readonly sw: Switch;
+  private readonly port: GuardedTapPort;
+  private readonly router: Router;
+  private readonly tcp: ProtocolTranslator;
+  private readonly udp: ProtocolTranslator;
+  private readonly icmp: ProtocolTranslator;
+  private closed = false;
+
+  constructor(private readonly device: Device, config: DataPlaneConfig, private readonly log: Logger, offloads: boolean) {
+    this.sw = new Switch({ counters: this.counters });
+    this.router = new Router(config, {
+      switch: this.sw,
+      counters: this.counters,
+      offloads,
+      id: 0,
+      onForward: (frame, eth, ip) => this.forward(frame, eth, ip),
+    });
+    const ctx: TranslatorContext = { config, sink: this.router, counters: this.counters, log };
+    this.tcp = new TcpTranslator(ctx);
+    this.udp = new UdpTranslator(ctx);
+    this.icmp = new IcmpTranslator(ctx);
+    this.port = new GuardedTapPort(1, device, this.counters, log);
+    this.sw.addPort(this.port);
+  }
+
+  start(): void {
+    this.port.start(this.sw);
+  }
+
+  private forward(frame: Frame, eth: EthernetView, ip: Ipv4View): void {
+    switch (ip.protocol) {
+      case IpProtocol.TCP: this.tcp.onPacket(frame, eth, ip); return;
+      case IpProtocol.UDP: this.udp.onPacket(frame, eth, ip); return;
+      case IpProtocol.ICMP: this.icmp.onPacket(frame, eth, ip); return;
+      default: count(this.counters, 'ipv4_protocol_unsupported');
+    }
+  }
+
+  snapshot(): Counters {
+    const d = this.device.counters;
+    return {
+      ...this.counters,
+      rx_frames: d.rxFrames, rx_bytes: d.rxBytes, tx_frames: d.txFrames, tx_bytes: d.txBytes,
+      tx_errors: d.txErrors, rx_stalls: d.rxStalls,
+      tcp_flows: this.tcp.flowCount, udp_flows: this.udp.flowCount, icmp_flows: this.icmp.flowCount,
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.device.close();
+    this.tcp.close();
+    this.udp.close();
+    this.icmp.close();
+  }
+}
+
+/** A TapPort whose per-frame switching cannot throw out of the receive loop. */
+class GuardedTapPort extends TapPort {
+  constructor(id: number, device: Device, private readonly counters: Counters, private readonly log: Logger) {
+    super(id, device);
+  }
+
+  override start(sw: Switch): void {
+    const guarded: Pick<Switch, 'input'> = {
+      input: (from: SwitchPort, frame: Frame) => {
+        try {
+          sw.input(from, frame);
+        } catch (e) {
+          count(this.counters, 'packet_loop_exceptions');
+          if (this.log.enabled('debug')) this.log.log('debug', `dropped a frame after an exception: ${(e as Error).stack ?? String(e)}`);
+        }
+      },
+    };
+    super.start(guarded as Switch);
+  }
+}
