@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 
 export const HOST_ADDR = '198.51.100.1';
 export const OUTSIDE_ADDR = '198.51.100.2';
@@ -71,6 +71,9 @@ function setupInside(): void {
   } catch {
     // older kernels: leave it
   }
+  // Servers and namespace holders would keep the event loop (and so the test file) alive: kill them
+  // once the file's tests are done, and in any case at exit.
+  after(cleanup);
   process.on('exit', cleanup);
 }
 
@@ -219,6 +222,33 @@ export function useResolvConf(content: string): void {
   }
   sh('mount', ['--bind', file, target]);
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+}
+
+/**
+ * Run test/helpers/servers/probe.js at `place` (or with a command prefix, e.g. the container's
+ * `tapswitch run --`) and return its JSON result. Asynchronous, so servers' output keeps flowing.
+ */
+export function probe(place: Place, args: string[], timeoutMs = 30_000): Promise<Record<string, unknown>> {
+  const child = spawnIn(place, process.execPath, [path.join(SERVERS, 'probe.js'), ...args]);
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`probe ${args.join(' ')} timed out; stderr: ${err}`));
+    }, timeoutMs);
+    child.once('close', () => {
+      clearTimeout(timer);
+      const last = out.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(last) as Record<string, unknown>);
+      } catch {
+        reject(new Error(`probe ${args.join(' ')} printed no result; stdout: ${out} stderr: ${err}`));
+      }
+    });
+  });
 }
 
 export interface CliResult {
