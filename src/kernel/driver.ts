@@ -53,7 +53,7 @@ export interface NetworkInspect {
   bridge: string;
   internal: boolean;
   created: string;
-  endpoints: Array<{ container: string; id: string; ip: string; mac: string; hostVeth: string; ports: string[] }>;
+  endpoints: Array<{ container: string; id: string; ip: string; mac: string; hostVeth: string; netns: string; ports: string[] }>;
   ports: Array<{ container: string; hostIp: string; hostPort: number; containerIp: string; containerPort: number; proto: string }>;
 }
 
@@ -115,7 +115,7 @@ export class KernelDriver {
         ...n,
         endpoints: members.map((c) => ({
           container: c.name ?? c.id.slice(0, 12), id: c.id, ip: c.endpoint!.ip, mac: c.endpoint!.mac,
-          hostVeth: c.endpoint!.hostVeth, ports: c.endpoint!.ports.map(portSpecToString),
+          hostVeth: c.endpoint!.hostVeth, netns: c.netns, ports: c.endpoint!.ports.map(portSpecToString),
         })),
         ports: members.flatMap((c) => c.endpoint!.ports.map((p) => ({
           container: c.name ?? c.id.slice(0, 12), hostIp: p.hostIp ?? '0.0.0.0', hostPort: p.hostPort,

@@ -1,0 +1,326 @@
+// The rootful (kernel) driver end to end, inside a throwaway user+net+mount namespace that plays the
+// host (test/helpers/kernel-sandbox.ts): networks, the 16-check NAT/isolation matrix, run modes,
+// IPAM, crash recovery, firewall-policy detection, and nothing left behind.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import {
+  ask, cli, enterKernelSandbox, exited, killAll, HOST, HOST_IP, makeOutside, netnsWhere, OUTSIDE_IP, sh, snapshot,
+  startRun, startServer, type Outside, type Where,
+} from '../helpers/kernel-sandbox';
+
+interface Endpoint { container: string; ip: string; mac: string; netns: string; ports: string[] }
+interface Inspect { name: string; subnet: string; gateway: string; bridge: string; endpoints: Endpoint[] }
+
+function ok(args: string[]): string {
+  const r = cli(args);
+  assert.equal(r.code, 0, `tapswitch ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+function inspect(name: string): Inspect {
+  return JSON.parse(ok(['network', 'inspect', name])) as Inspect;
+}
+
+function endpoint(net: string, container: string): Endpoint {
+  const e = inspect(net).endpoints.find((x) => x.container === container);
+  assert.ok(e, `no endpoint ${container} on ${net}`);
+  return e;
+}
+
+/** A container running the reporting server (TCP + UDP on port 80). */
+async function serverContainer(name: string, net: string, extra: string[] = []): Promise<{ proc: ChildProcess; ep: Endpoint; at: Where }> {
+  const { SERVER_JS } = await import('../helpers/kernel-sandbox');
+  const proc = await startRun(['--network', net, '--name', name, ...extra, '--', process.execPath, '-e', SERVER_JS, name, '80', '1']);
+  const ep = endpoint(net, name);
+  return { proc, ep, at: netnsWhere(name, ep.netns) };
+}
+
+if (enterKernelSandbox(__filename)) {
+  let before0: ReturnType<typeof snapshot>;
+  let outside: Outside;
+
+  before(async () => {
+    outside = await makeOutside();
+    before0 = snapshot();
+    await startServer(outside, 'internet', 7000);
+    await startServer(HOST, 'hostsvc', 7100);
+  });
+
+  // Servers and holders would keep the event loop (and so this file's process) alive.
+  after(killAll);
+
+  test('network create / ls / inspect / rm and their errors', () => {
+    const id = ok(['network', 'create', 'n1']).trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    ok(['network', 'create', 'n2']);
+    const ls = JSON.parse(ok(['network', 'ls', '--json'])) as Array<Record<string, unknown>>;
+    assert.deepEqual(ls.map((n) => [n.name, n.driver, n.subnet, n.gateway]),
+      [['n1', 'kernel', '172.17.0.0/16', '172.17.0.1'], ['n2', 'kernel', '172.18.0.0/16', '172.18.0.1']]);
+    assert.match(ok(['network', 'ls']), /^NETWORK ID +NAME +DRIVER +SUBNET +GATEWAY/);
+    const n1 = inspect('n1');
+    assert.match(n1.bridge, /^tsw-br-[0-9a-f]{8}$/);
+    assert.match(sh('ip', ['-br', 'link', 'show', 'dev', n1.bridge]), /UP|DOWN|UNKNOWN/);
+    assert.equal(fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(), '1');
+    assert.equal(fs.readFileSync(`/proc/sys/net/ipv4/conf/${n1.bridge}/route_localnet`, 'utf8').trim(), '1');
+
+    const errs: Array<[string[], number, RegExp]> = [
+      [['network', 'create', 'n1'], 65, /already exists/],
+      [['network', 'create', '--subnet', '198.51.100.0/25', 'x'], 65, /overlaps route 198\.51\.100\.0\/24/],
+      [['network', 'create', '--subnet', '172.17.5.0/24', 'x'], 65, /overlaps network n1/],
+      [['network', 'create', '--subnet', '300.1.0.0/16', 'x'], 65, /invalid subnet/],
+      [['network', 'create', '--subnet', '10.1.0.0/24', '--gateway', '10.2.0.1', 'x'], 65, /not a usable address/],
+      [['network', 'create', 'bad name'], 65, /invalid network name/],
+      [['network', 'create', 'bridge'], 65, /reserved/],
+      [['network', 'create', '--driver', 'userspace', 'x'], 69, /userspace network driver is not available yet/],
+      [['network', 'inspect', 'nope'], 65, /no network named "nope"/],
+      [['network', 'rm', 'nope'], 65, /no network named/],
+      [['network', 'frob'], 64, /unknown network command/],
+    ];
+    for (const [args, code, re] of errs) {
+      const r = cli(args);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^tapswitch: /);
+      assert.match(r.stderr, re);
+    }
+    // an explicit subnet and gateway
+    ok(['network', 'create', '--subnet', '10.77.0.0/24', '--gateway', '10.77.0.254', 'custom']);
+    const c = inspect('custom');
+    assert.equal(c.gateway, '10.77.0.254');
+    assert.match(sh('ip', ['-4', '-br', 'addr', 'show', 'dev', c.bridge]), /10\.77\.0\.254\/24/);
+    assert.equal(ok(['network', 'rm', 'custom']).trim(), 'custom');
+    assert.throws(() => sh('ip', ['link', 'show', 'dev', c.bridge]));
+  });
+
+  test('without CAP_NET_ADMIN the kernel driver is refused, naming the capability', () => {
+    // A nested user namespace without an id map runs node as the overflow uid: no capabilities.
+    const r = cli(['network', 'create', '--driver', 'kernel', 'nocap'], {}, ['unshare', '--user', '--']);
+    assert.equal(r.code, 69, r.stderr);
+    assert.match(r.stderr, /CAP_NET_ADMIN/);
+    const d = cli(['network', 'create', 'nocap'], {}, ['unshare', '--user', '--']);
+    assert.equal(d.code, 69, d.stderr);
+    assert.match(d.stderr, /userspace network driver is not available yet.*CAP_NET_ADMIN/);
+  });
+
+  test('the 16-check NAT and isolation matrix', async (t) => {
+    const c1 = await serverContainer('c1', 'n1', ['-p', '8080:80', '-p', '127.0.0.1:8081:80', '-p', '5353:80/udp']);
+    const c2 = await serverContainer('c2', 'n1');
+    const c3 = await serverContainer('c3', 'n2');
+    const n1 = inspect('n1');
+    assert.equal(c1.ep.ip, '172.17.0.2');
+    assert.equal(c1.ep.mac, '02:42:ac:11:00:02');
+    assert.equal(c2.ep.ip, '172.17.0.3');
+    assert.equal(c3.ep.ip, '172.18.0.2');
+    const c1s = (who: string): string => `c1: you are ${who}`;
+    const checks: Array<[string, () => string, string | RegExp]> = [
+      ['1 outbound MASQUERADE: the internet sees the host address', () => ask(c1.at, OUTSIDE_IP, 7000), `internet: you are ${HOST_IP}`],
+      ['2 DNAT from outside keeps the client address', () => ask(outside, HOST_IP, 8080), c1s(OUTSIDE_IP)],
+      ['3 DNAT from the host via its own address', () => ask(HOST, HOST_IP, 8080), /^c1: you are /],
+      ['4 DNAT from the host via 127.0.0.1 (wildcard publish)', () => ask(HOST, '127.0.0.1', 8080), /^c1: you are /],
+      ['5 DNAT from the host via 127.0.0.1 (publish bound to 127.0.0.1)', () => ask(HOST, '127.0.0.1', 8081), /^c1: you are /],
+      ['6 hairpin from a peer on the same network', () => ask(c2.at, HOST_IP, 8080), /^c1: you are 172\.17\.0\.\d+$/],
+      ['7 hairpin from the container itself', () => ask(c1.at, HOST_IP, 8080), /^c1: you are 172\.17\.0\.\d+$/],
+      ['8 no direct access to a container address from another network', () => ask(c3.at, c1.ep.ip, 80, 'tcp', 1000), 'ERR TIMEOUT'],
+      ['9 no direct access to a container address from outside', () => ask(outside, c1.ep.ip, 80, 'tcp', 1000), 'ERR TIMEOUT'],
+      ['10 other networks reach published ports', () => ask(c3.at, HOST_IP, 8080), /^c1: you are /],
+      ['11 same-network traffic is direct (no NAT)', () => ask(c2.at, c1.ep.ip, 80), c1s(c2.ep.ip)],
+      ['12 a port bound to 127.0.0.1 is unreachable from outside', () => ask(outside, HOST_IP, 8081, 'tcp', 1000), /^ERR (ECONNREFUSED|TIMEOUT)$/],
+      ['13 unpublished host services are unaffected (from outside)', () => ask(outside, HOST_IP, 7100), `hostsvc: you are ${OUTSIDE_IP}`],
+      ['14 unpublished host services are unaffected (from a container)', () => ask(c1.at, n1.gateway, 7100), `hostsvc: you are ${c1.ep.ip}`],
+      ['15 published UDP from outside keeps the client address', () => ask(outside, HOST_IP, 5353, 'udp'), c1s(OUTSIDE_IP)],
+    ];
+    const failures: string[] = [];
+    for (const [name, fn, want] of checks) {
+      const got = fn();
+      const pass = typeof want === 'string' ? got === want : want.test(got);
+      t.diagnostic(`${pass ? 'PASS' : 'FAIL'} ${name}: ${got}`);
+      if (!pass) failures.push(`${name}: got ${JSON.stringify(got)}, want ${String(want)}`);
+    }
+    // 16: publish and unpublish at runtime
+    assert.equal(ask(outside, HOST_IP, 9090, 'tcp', 800), 'ERR ECONNREFUSED');
+    ok(['network', 'publish', 'c2', '9090:80']);
+    const pub = ask(outside, HOST_IP, 9090);
+    ok(['network', 'unpublish', 'c2', '9090']);
+    const unpub = ask(outside, HOST_IP, 9090, 'tcp', 1000);
+    const p16 = pub === `c2: you are ${OUTSIDE_IP}` && unpub === 'ERR ECONNREFUSED';
+    t.diagnostic(`${p16 ? 'PASS' : 'FAIL'} 16 publish/unpublish at runtime: ${pub} / ${unpub}`);
+    if (!p16) failures.push(`16 runtime publish: ${pub} / ${unpub}`);
+    // a clash with an existing publish is refused
+    const clash = cli(['network', 'publish', 'c3', '8080:80']);
+    assert.equal(clash.code, 75, clash.stderr);
+    assert.match(clash.stderr, /already published by container c1/);
+    assert.deepEqual(failures, []);
+
+    // removing a network with attached containers is refused, naming them
+    const rm = cli(['network', 'rm', 'n1']);
+    assert.equal(rm.code, 75);
+    assert.match(rm.stderr, /network "n1" has 2 attached container\(s\): c1, c2/);
+    assert.deepEqual(inspect('n1').endpoints.map((e) => e.ports), [['8080:80/tcp', '127.0.0.1:8081:80/tcp', '5353:80/udp'], []]);
+
+    // the container's exit ends its endpoint and every rule it added
+    for (const c of [c1, c2, c3]) c.proc.kill('SIGTERM');
+    const codes = await Promise.all([c1, c2, c3].map((c) => exited(c.proc)));
+    assert.deepEqual(codes, [143, 143, 143]);
+    assert.deepEqual(inspect('n1').endpoints, []);
+    const rules = sh('nft', ['list', 'table', 'inet', 'tapswitch']);
+    assert.doesNotMatch(rules, /8080|8081|5353|172\.17\.0\.2 \./);
+    assert.doesNotMatch(sh('ip', ['-br', 'link']), /tsw-v/);
+    assert.equal(ask(outside, HOST_IP, 8080, 'tcp', 800), 'ERR ECONNREFUSED');
+  });
+
+  test('an internal network has no outside connectivity and cannot publish', async () => {
+    ok(['network', 'create', '--internal', 'inner']);
+    const ls = JSON.parse(ok(['network', 'ls', '--json'])) as Array<{ name: string; internal: boolean }>;
+    assert.equal(ls.find((n) => n.name === 'inner')?.internal, true);
+    const refused = cli(['run', '--network', 'inner', '-p', '8088:80', '--', 'true']);
+    assert.equal(refused.code, 65);
+    assert.match(refused.stderr, /internal/);
+    const c = await serverContainer('in1', 'inner');
+    const peer = await serverContainer('in2', 'inner');
+    assert.equal(ask(c.at, OUTSIDE_IP, 7000, 'tcp', 1000), 'ERR TIMEOUT');
+    assert.equal(ask(peer.at, c.ep.ip, 80), `in1: you are ${peer.ep.ip}`);
+    c.proc.kill('SIGTERM');
+    peer.proc.kill('SIGTERM');
+    await Promise.all([exited(c.proc), exited(peer.proc)]);
+    ok(['network', 'rm', 'inner']);
+  });
+
+  test('modes: none, host, container:NAME, bridge (default network created on first use)', async () => {
+    const none = cli(['run', '--network', 'none', '--', 'ip', '-br', 'link']);
+    assert.equal(none.code, 0, none.stderr);
+    assert.deepEqual(none.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]), ['lo']);
+    assert.match(none.stdout, /LOOPBACK,UP/);
+
+    const host = cli(['run', '--network', 'host', '--', 'ip', '-br', 'link']);
+    assert.equal(host.code, 0, host.stderr);
+    assert.match(host.stdout, /tswt-h0/);
+
+    const c1 = await serverContainer('j1', 'n1');
+    const joined = cli(['run', '--network', 'container:j1', '--', 'ip', '-4', '-br', 'addr', 'show', 'dev', 'eth0']);
+    assert.equal(joined.code, 0, joined.stderr);
+    assert.match(joined.stdout, new RegExp(`${c1.ep.ip.replace(/\./g, '\\.')}/16`));
+    const pubJoin = cli(['run', '--network', 'container:j1', '-p', '8090:80', '--', 'true']);
+    assert.equal(pubJoin.code, 65);
+    assert.match(pubJoin.stderr, /not allowed with --network container:j1/);
+    const missing = cli(['run', '--network', 'container:ghost', '--', 'true']);
+    assert.equal(missing.code, 65);
+    assert.match(missing.stderr, /no running container named "ghost"/);
+    c1.proc.kill('SIGTERM');
+    await exited(c1.proc);
+
+    const br = cli(['run', '--', 'sh', '-c', 'ip -4 -br addr show dev eth0; ip route']);
+    assert.equal(br.code, 0, br.stderr);
+    const bridge = inspect('bridge');
+    assert.equal(bridge.subnet, '172.19.0.0/16');
+    assert.match(br.stdout, /172\.19\.0\.2\/16/);
+    assert.match(br.stdout, /default via 172\.19\.0\.1 dev eth0/);
+    assert.match(sh('ip', ['-d', 'link', 'show', 'dev', bridge.bridge]), /bridge/);
+
+    // CMD's status is passed through; a missing CMD is 127
+    assert.equal(cli(['run', '--network', 'n1', '--', 'sh', '-c', 'exit 7']).code, 7);
+    assert.equal(cli(['run', '--network', 'none', '--', '/nonexistent/cmd']).code, 127);
+  });
+
+  test('IPAM: allocation, release, --ip and --mac, veth details', async () => {
+    const a = await serverContainer('a', 'n2');
+    const b = await serverContainer('b', 'n2');
+    assert.deepEqual([a.ep.ip, b.ep.ip], ['172.18.0.2', '172.18.0.3']);
+    a.proc.kill('SIGTERM');
+    await exited(a.proc);
+    const c = await serverContainer('c', 'n2');
+    assert.equal(c.ep.ip, '172.18.0.2', 'the released address is reused');
+    const taken = cli(['run', '--network', 'n2', '--ip', '172.18.0.3', '--', 'true']);
+    assert.equal(taken.code, 65);
+    assert.match(taken.stderr, /172\.18\.0\.3 is already in use/);
+    const outside = cli(['run', '--network', 'n2', '--ip', '172.99.0.3', '--', 'true']);
+    assert.equal(outside.code, 65);
+    const dup = cli(['run', '--network', 'n2', '--name', 'b', '--', 'true']);
+    assert.equal(dup.code, 65);
+    assert.match(dup.stderr, /named "b" is running/);
+    const given = cli(['run', '--network', 'n2', '--ip', '172.18.9.9', '--mac', '02:aa:bb:cc:dd:ee', '--',
+      'sh', '-c', 'ip -br addr show dev eth0; ip -br link show dev eth0; ip -br link show dev lo']);
+    assert.equal(given.code, 0, given.stderr);
+    assert.match(given.stdout, /172\.18\.9\.9\/16/);
+    assert.match(given.stdout, /02:aa:bb:cc:dd:ee/);
+    assert.match(given.stdout, /^lo +UNKNOWN/m);
+    // host end: on the bridge, hairpin on
+    const hv = sh('ip', ['-d', '-j', 'link', 'show', 'master', inspect('n2').bridge]);
+    const ports = JSON.parse(hv) as Array<{ ifname: string; linkinfo?: { info_slave_data?: { hairpin?: boolean } } }>;
+    assert.equal(ports.length, 2);
+    for (const p of ports) {
+      assert.match(p.ifname, /^tsw-v[0-9a-f]{10}$/);
+      assert.equal(p.linkinfo?.info_slave_data?.hairpin, true);
+    }
+    b.proc.kill('SIGTERM');
+    c.proc.kill('SIGTERM');
+    await Promise.all([exited(b.proc), exited(c.proc)]);
+  });
+
+  test('kill -9 mid-run and mid-create: the next command repairs', async () => {
+    const { SERVER_JS } = await import('../helpers/kernel-sandbox');
+    const run = await startRun(['--network', 'n1', '--name', 'victim', '-p', '7777:80', '--', process.execPath, '-e', SERVER_JS, 'victim', '80', '0']);
+    const ep = endpoint('n1', 'victim');
+    assert.equal(ask(outside, HOST_IP, 7777), `victim: you are ${OUTSIDE_IP}`);
+    const childPid = Number(sh('pgrep', ['-P', String(run.pid), '-f', 'victim']).trim().split('\n')[0]);
+    run.kill('SIGKILL');
+    await exited(run);
+    // the orphaned CMD keeps running, but its endpoint is reaped by the next command
+    ok(['network', 'ls']);
+    assert.deepEqual(inspect('n1').endpoints, []);
+    assert.doesNotMatch(sh('ip', ['-br', 'link']), /tsw-v/);
+    assert.ok(!fs.existsSync(`/run/netns/${ep.netns}`));
+    assert.doesNotMatch(sh('nft', ['list', 'table', 'inet', 'tapswitch']), /7777/);
+    try {
+      process.kill(childPid, 'SIGKILL');
+    } catch { /* already gone */ }
+
+    // mid `network create`, after the bridge exists but before it is recorded
+    const crash = cli(['network', 'create', 'doomed'], { TAPSWITCH_TEST_CRASH: 'network-create:after-bridge' });
+    assert.equal(crash.code, null, 'killed by SIGKILL');
+    assert.match(sh('ip', ['-br', 'link']), /tsw-br-/);
+    const st = JSON.parse(fs.readFileSync('/run/tapswitch/kernel.json', 'utf8')) as { intents: unknown[] };
+    assert.equal(st.intents.length, 1);
+    const names = (JSON.parse(ok(['network', 'ls', '--json'])) as Array<{ name: string }>).map((n) => n.name);
+    assert.ok(!names.includes('doomed'));
+    const bridges = sh('ip', ['-br', 'link']).split('\n').filter((l) => l.startsWith('tsw-br-')).length;
+    assert.equal(bridges, names.length, 'only recorded networks have bridges');
+
+    // mid `run`, after the endpoint exists but before it is recorded
+    const crash2 = cli(['run', '--network', 'n1', '--', 'true'], { TAPSWITCH_TEST_CRASH: 'container-create:after-endpoint' });
+    assert.equal(crash2.code, null);
+    assert.match(sh('ip', ['-br', 'link']), /tsw-v/);
+    ok(['network', 'ls']);
+    assert.doesNotMatch(sh('ip', ['-br', 'link']), /tsw-v/);
+    assert.deepEqual(fs.readdirSync('/run/netns'), []);
+
+    // a stale lock left by a dead process does not block
+    fs.writeFileSync('/run/tapswitch/kernel.lock', '999999999 1\n');
+    ok(['network', 'ls']);
+  });
+
+  test('an iptables FORWARD policy DROP is detected and refused until our bridges are let through', () => {
+    sh('nft', ['-f', '-'], 'table ip filter {\n chain FORWARD {\n  type filter hook forward priority 0; policy drop;\n }\n}\n');
+    const r = cli(['network', 'create', 'blocked']);
+    assert.equal(r.code, 69, r.stderr);
+    assert.match(r.stderr, /forward chain ip filter FORWARD drops by default/);
+    assert.match(r.stderr, /nft insert rule ip filter FORWARD oifname "tsw-br-\*" accept/);
+    sh('nft', ['insert', 'rule', 'ip', 'filter', 'FORWARD', 'oifname', 'tsw-br-*', 'accept']);
+    sh('nft', ['insert', 'rule', 'ip', 'filter', 'FORWARD', 'iifname', 'tsw-br-*', 'accept']);
+    ok(['network', 'create', 'blocked']);
+    ok(['network', 'rm', 'blocked']);
+    sh('nft', ['delete', 'table', 'ip', 'filter']);
+  });
+
+  test('removing every network leaves nothing behind', () => {
+    const names = (JSON.parse(ok(['network', 'ls', '--json'])) as Array<{ name: string }>).map((n) => n.name);
+    assert.deepEqual(names.sort(), ['bridge', 'n1', 'n2']);
+    assert.equal(ok(['network', 'rm', ...names]).trim().split('\n').length, 3);
+    const after0 = snapshot();
+    assert.equal(after0.links, before0.links);
+    assert.equal(after0.tables, before0.tables);
+    assert.deepEqual(after0.netns, []);
+    const st = JSON.parse(fs.readFileSync('/run/tapswitch/kernel.json', 'utf8')) as { networks: unknown[]; containers: unknown[]; intents: unknown[]; table: boolean };
+    assert.deepEqual([st.networks, st.containers, st.intents, st.table], [[], [], [], false]);
+  });
+}
