@@ -286,7 +286,6 @@ export class IcmpTranslator implements ProtocolTranslator {
     const c = this.counters;
     const open = this.getOpener();
     if (open === null) { count(c, IcmpCounters.TX_DROP_NOT_PERMITTED); return null; }
-    if (this.size >= this.maxFlows && this.lruHead !== null) this.closeFlow(this.lruHead, IcmpCounters.FLOWS_EVICTED);
     let fd: number;
     try {
       fd = open();
@@ -305,6 +304,8 @@ export class IcmpTranslator implements ProtocolTranslator {
       }
       return null;
     }
+    // Only now that a socket exists is it worth evicting the least recently used flow for it.
+    if (this.size >= this.maxFlows && this.lruHead !== null) this.closeFlow(this.lruHead, IcmpCounters.FLOWS_EVICTED);
     let sock: dgram.Socket;
     try {
       sock = dgram.createSocket({ type: 'udp4', lookup: syncLookup as never });
