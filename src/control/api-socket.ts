@@ -36,14 +36,16 @@
 //     whatever is there).
 //
 // Who does what: this file parses, validates, keeps the id table (HostFwdTable) and talks JSON. The
-// host listeners are behind `OpenHostFwdListener`; the data path supplies the real one (accepted
-// connections and datagrams become flows into the guest). createFakeHostFwdBackend is an in-memory
-// stand-in with bind-conflict semantics for tests.
+// host listeners are behind `OpenHostFwdListener`. createSocketHostFwdBackend binds the real ones
+// (net.Server for TCP, portfwd/udp-forward for UDP) and hands accepted connections and client
+// datagrams to hooks the data path supplies (they become flows into the guest).
+// createFakeHostFwdBackend is an in-memory stand-in with bind-conflict semantics for tests.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { NetworkPlan } from './config';
 import { u32ToIp } from './config';
 import { TapswitchError } from './errors';
+import { UdpForwarder, type UdpClientFlow, type UdpFlowCloseReason } from '../portfwd/udp-forward';
 
 export const API_MAX_REQUEST = 4096;
 export const API_SOCKET_PATH_MAX = 108;
@@ -200,6 +202,76 @@ export function createFakeHostFwdBackend(opts: FakeHostFwdOptions = {}): HostFwd
     };
   });
   return Object.assign(table, { bound });
+}
+
+/** What the data path does with traffic arriving at real host listeners. */
+export interface SocketHostFwdHooks {
+  /**
+   * A host client connected to a TCP forward (the socket is paused: resume it once the guest side
+   * is wired). The hook owns the socket; if it throws, the socket is destroyed.
+   */
+  onTcpConnection: (entry: HostFwdEntry, socket: net.Socket) => void;
+  /**
+   * A datagram from a host client of a UDP forward. `reply` sends a guest datagram back to that
+   * client (false when the flow has expired).
+   */
+  onUdpDatagram: (entry: HostFwdEntry, flow: UdpClientFlow, payload: Buffer,
+    reply: (payload: Uint8Array) => boolean) => void;
+  onUdpFlowClosed?: (entry: HostFwdEntry, flow: UdpClientFlow, reason: UdpFlowCloseReason) => void;
+  /** UDP flow idle timeout (default 60 s). */
+  udpIdleTimeoutMs?: number;
+}
+
+function listenTcp(rule: HostFwdRule, id: number, hooks: SocketHostFwdHooks): Promise<HostFwdListener> {
+  const server = net.createServer({ pauseOnConnect: true });
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error): void => reject(e);
+    server.once('error', onError);
+    server.listen({ host: rule.hostAddr, port: rule.hostPort, exclusive: true }, () => {
+      server.off('error', onError);
+      server.on('error', () => undefined); // accept errors (EMFILE): node retries; nothing to do
+      const address = server.address() as net.AddressInfo;
+      const entry: HostFwdEntry = { id, ...rule, hostPort: address.port };
+      server.on('connection', (socket) => {
+        try {
+          hooks.onTcpConnection({ ...entry }, socket);
+        } catch {
+          socket.destroy();
+        }
+      });
+      resolve({
+        hostPort: address.port,
+        // Stop listening only: connections already forwarded live on (as in slirp4netns), and
+        // server.close()'s callback would wait for all of them.
+        close: () => new Promise<void>((done) => {
+          server.close();
+          setImmediate(done);
+        }),
+      });
+    });
+  });
+}
+
+async function listenUdp(rule: HostFwdRule, id: number, hooks: SocketHostFwdHooks): Promise<HostFwdListener> {
+  let entry: HostFwdEntry = { id, ...rule };
+  const fwd: UdpForwarder = await UdpForwarder.open({
+    hostAddr: rule.hostAddr,
+    hostPort: rule.hostPort,
+    ...(hooks.udpIdleTimeoutMs === undefined ? {} : { idleTimeoutMs: hooks.udpIdleTimeoutMs }),
+    deliverToGuest: (flow, payload) => hooks.onUdpDatagram({ ...entry }, flow, payload,
+      (reply) => fwd.sendToClient(flow.clientAddr, flow.clientPort, reply)),
+    onFlowClosed: (flow, reason) => hooks.onUdpFlowClosed?.({ ...entry }, flow, reason),
+  });
+  entry = { ...entry, hostPort: fwd.hostPort };
+  return { hostPort: fwd.hostPort, close: () => fwd.close() };
+}
+
+/**
+ * The real backend: TCP forwards are net.Servers, UDP forwards UdpForwarders, bound on the host;
+ * what arrives goes to `hooks` (the data path opens flows into the guest).
+ */
+export function createSocketHostFwdBackend(hooks: SocketHostFwdHooks): HostFwdTable {
+  return new HostFwdTable((rule, id) => (rule.proto === 'tcp' ? listenTcp(rule, id, hooks) : listenUdp(rule, id, hooks)));
 }
 
 // --- requests -------------------------------------------------------------------------------------

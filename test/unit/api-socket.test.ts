@@ -4,12 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import {
-  startApiServer, createFakeHostFwdBackend, handleApiRequest, HostFwdTable, parseIpv4Strict,
+  startApiServer, createFakeHostFwdBackend, createSocketHostFwdBackend, handleApiRequest, HostFwdTable, parseIpv4Strict,
   type ApiServer, type ApiNetwork, type HostFwdBackend,
 } from '../../src/control/api-socket';
 import { isTapswitchError } from '../../src/control/errors';
@@ -414,3 +415,87 @@ test('parseIpv4Strict follows inet_pton', () => {
     assert.equal(parseIpv4Strict(bad), null, bad);
   }
 });
+
+test('real socket backend: TCP and UDP forwards bind, hand traffic to the hooks, and unbind on remove', async () => {
+  const tcpSeen: Array<{ id: number; guest: string }> = [];
+  const backend = createSocketHostFwdBackend({
+    onTcpConnection: (entry, socket) => {
+      tcpSeen.push({ id: entry.id, guest: `${entry.guestAddr}:${entry.guestPort}` });
+      socket.resume();
+      socket.on('data', (d) => socket.end(`guest ${entry.guestPort} got ${d.toString()}`));
+    },
+    onUdpDatagram: (entry, flow, payload, reply) => {
+      reply(Buffer.from(`guest ${entry.guestPort} got ${payload.toString()} from ${flow.clientAddr}`));
+    },
+  });
+  const dir = tmpDir();
+  const server = await startApiServer({ path: path.join(dir, 'api.sock'), backend, network: NETWORK });
+  try {
+    const t = JSON.parse((await ask(server.path, tcp({ host_addr: '127.0.0.1', host_port: 0, guest_port: 80 }))).text) as { return: { id: number; host_port: number } };
+    assert.equal(t.return.id, 1);
+    const tcpPort = t.return.host_port;
+    assert.ok(tcpPort > 0);
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(tcpPort, '127.0.0.1', () => c.end('hi'));
+      let got = '';
+      c.on('data', (d) => { got += d.toString(); });
+      c.on('close', () => resolve(got));
+      c.on('error', reject);
+    });
+    assert.equal(echoed, 'guest 80 got hi');
+    assert.deepEqual(tcpSeen, [{ id: 1, guest: '10.0.2.100:80' }]);
+
+    // The same port is taken now: a second forward on it fails like slirp4netns.
+    assert.equal((await ask(server.path, tcp({ host_addr: '127.0.0.1', host_port: tcpPort }))).text,
+      E('add_hostfwd: slirp_add_hostfwd failed'));
+
+    const u = JSON.parse((await ask(server.path, add({ proto: 'udp', host_addr: '127.0.0.1', host_port: 0, guest_port: 53 }))).text) as { return: { id: number; host_port: number } };
+    assert.equal(u.return.id, 2);
+    const dg = dgram.createSocket('udp4');
+    const reply = await new Promise<string>((resolve, reject) => {
+      dg.on('message', (m) => resolve(m.toString()));
+      dg.on('error', reject);
+      dg.send('q', u.return.host_port, '127.0.0.1');
+    });
+    dg.close();
+    assert.equal(reply, 'guest 53 got q from 127.0.0.1');
+
+    const list = JSON.parse((await ask(server.path, '{"execute":"list_hostfwd"}')).text) as { entries: Array<{ host_port: number }> };
+    assert.deepEqual(list.entries.map((e) => e.host_port), [tcpPort, u.return.host_port]);
+
+    // A connection still open while its forward is removed: the remove does not wait for it.
+    const held = await new Promise<net.Socket>((resolve, reject) => {
+      const c = net.connect(tcpPort, '127.0.0.1', () => resolve(c));
+      c.on('error', reject);
+    });
+    await waitForCount(() => tcpSeen.length === 2);
+    assert.equal((await ask(server.path, '{"execute":"remove_hostfwd","arguments":{"id":1}}')).text, '{"return":{}}');
+    const heldReply = new Promise<string>((resolve) => {
+      let got = '';
+      held.on('data', (d) => { got += d.toString(); });
+      held.on('close', () => resolve(got));
+    });
+    held.write('still');
+    assert.equal(await heldReply, 'guest 80 got still');
+    await assert.rejects(new Promise((resolve, reject) => {
+      const c = net.connect(tcpPort, '127.0.0.1', () => { c.destroy(); resolve(undefined); });
+      c.on('error', reject);
+    }), (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED');
+    assert.equal((await ask(server.path, '{"execute":"remove_hostfwd","arguments":{"id":2}}')).text, '{"return":{}}');
+    // A port can be reused after removal; ids keep counting.
+    const again = JSON.parse((await ask(server.path, tcp({ host_addr: '127.0.0.1', host_port: tcpPort }))).text) as { return: { id: number } };
+    assert.equal(again.return.id, 3);
+  } finally {
+    await backend.closeAll();
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+async function waitForCount(pred: () => boolean, ms = 2000): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
