@@ -1,6 +1,24 @@
 // The whole surface of the C addon (native/tapswitch.c). Syscalls only: no parsing, no policy.
 // Errors thrown by openTap carry `code` (e.g. 'EACCES'), `errno`, `syscall` and `step`
 // (which part of the namespace visit failed, e.g. 'setns-user', 'open-tun', 'tunsetiff').
+// `errno` is the positive C errno (compare with os.constants.errno), unlike Node's negative uv codes.
+
+/** The steps of openTap's namespace visit, in order; an OpenTapError names the one that failed. */
+export type OpenTapStep =
+  | 'open-userns' | 'setns-user' | 'open-netns' | 'setns-net' | 'open-tun' | 'tunsetiff'
+  | 'vnethdrsz' | 'tunsetoffload' | 'socket' | 'lo-up' | 'mtu' | 'hwaddr' | 'addr' | 'netmask'
+  | 'link-up' | 'route' | 'getmac' | 'ifindex' | 'clone';
+
+/** What openTap throws for a failed system call (bad arguments throw a plain TypeError). */
+export interface OpenTapError extends Error {
+  /** 'EPERM', 'EINVAL', ... */
+  code: string;
+  /** Positive errno. */
+  errno: number;
+  /** 'open', 'setns', 'ioctl', 'socket' or 'clone'. */
+  syscall: string;
+  step: OpenTapStep;
+}
 
 export interface LinkConfig {
   /** MTU of the TAP inside the namespace. */
@@ -69,7 +87,10 @@ export function writev(fd: number, parts: readonly Uint8Array[]): number;
 
 /**
  * A uv_poll on the calling thread's own loop (works in worker threads). `onReadable` runs
- * whenever the fd is readable; read with readBatch until it returns 0.
+ * whenever the fd is readable (with `this` set to the Poller); read with readBatch until it
+ * returns 0. An exception thrown by `onReadable` becomes the thread's uncaught exception.
+ * The fd joins the loop at the first start() (EEXIST there if another poller on this loop already
+ * polls it). A started poller keeps itself alive; close() it before closing its fd.
  */
 export class Poller {
   constructor(fd: number, onReadable: () => void);
