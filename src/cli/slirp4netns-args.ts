@@ -456,3 +456,31 @@ export function resolveSlirp4netnsCommandLine(argv: readonly string[], io: Slirp
   for (const w of cmd.options.warnings) io.stdout(`${w}\n`);
   return { options: cmd.options };
 }
+
+/**
+ * The lines slirp4netns prints on stdout once set up (scripts and humans read them), ending with the
+ * host-loopback warning unless --disable-host-loopback was given.
+ */
+export function formatSlirp4netnsStartupInfo(o: Slirp4netnsOptions): string {
+  const ip = (n: number) => u32ToIp(n >>> 0);
+  const mask = o.network.prefixLength === 0 ? 0 : (~0 << (32 - o.network.prefixLength)) >>> 0;
+  const lines = [
+    'Starting tapswitch (slirp4netns mode)',
+    `* MTU:             ${o.mtu}`,
+    `* Network:         ${ip(o.network.network)}`,
+    `* Netmask:         ${ip(mask)}`,
+    `* Gateway:         ${ip(o.network.gateway)}`,
+    o.disableDns ? '* DNS:             (disabled)' : `* DNS:             ${ip(o.network.dns)}`,
+    `* DHCP begin:      ${ip(o.network.dhcpStart)}`,
+    `* DHCP end:        ${ip(o.network.dhcpStart + o.network.dhcpCount - 1)}`,
+    `* Recommended IP:  ${ip(o.network.guest)}`,
+  ];
+  if (o.apiSocket !== null) lines.push(`* API Socket:      ${o.apiSocket}`);
+  if (o.outboundAddr !== null) lines.push(`* Outbound IPv4:    ${o.outboundAddr.address}`);
+  if (o.macAddress !== null) lines.push(`* MAC address:     ${o.macAddress}`);
+  if (!o.disableHostLoopback) {
+    lines.push(`WARNING: 127.0.0.1:* on the host is accessible as ${ip(o.network.gateway)} `
+      + '(set --disable-host-loopback to prohibit connecting to 127.0.0.1:*)');
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  parseSlirp4netnsArgs, resolveSlirp4netnsCommandLine, Slirp4netnsArgError,
+  parseSlirp4netnsArgs, resolveSlirp4netnsCommandLine, Slirp4netnsArgError, formatSlirp4netnsStartupInfo,
   type Slirp4netnsOptions, type Slirp4netnsParseEnv,
 } from '../../src/cli/slirp4netns-args';
 import {
@@ -356,4 +356,17 @@ test('resolveSlirp4netnsCommandLine: streams and exit statuses', () => {
   const r = resolveSlirp4netnsCommandLine(['42', 'tap0', 'x'], c.io, env);
   assert.ok('options' in r);
   assert.equal(c.out.stdout, 'WARNING: too many arguments\n');
+});
+
+test('startup info: address plan and the host-loopback warning', () => {
+  const info = formatSlirp4netnsStartupInfo(run(['--mtu=65520', '-a', '/tmp/a.sock', '42']));
+  assert.match(info, /\* MTU: +65520\n/);
+  assert.match(info, /\* Network: +10\.0\.2\.0\n\* Netmask: +255\.255\.255\.0\n\* Gateway: +10\.0\.2\.2\n\* DNS: +10\.0\.2\.3\n/);
+  assert.match(info, /\* DHCP begin: +10\.0\.2\.15\n\* DHCP end: +10\.0\.2\.30\n\* Recommended IP: +10\.0\.2\.100\n/);
+  assert.match(info, /\* API Socket: +\/tmp\/a\.sock\n/);
+  assert.match(info, /WARNING: 127\.0\.0\.1:\* on the host is accessible as 10\.0\.2\.2 /);
+  const quiet = formatSlirp4netnsStartupInfo(run(['--disable-host-loopback', '--disable-dns', '--cidr=192.168.0.0/16', '42']));
+  assert.ok(!quiet.includes('WARNING'));
+  assert.match(quiet, /\* Gateway: +192\.168\.0\.2\n\* DNS: +\(disabled\)\n/);
+  assert.match(quiet, /\* Netmask: +255\.255\.0\.0\n/);
 });
