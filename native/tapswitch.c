@@ -546,6 +546,8 @@ static napi_value js_read_batch(napi_env env, napi_callback_info info)
 				break;	/* a hard error after some frames shows up again next call */
 			return int_result(env, -errno);
 		}
+		if (n == 0)
+			break;	/* end of file (not a TAP): no frame */
 		lengths[i] = (int32_t)n;
 	}
 	return int_result(env, i);
