@@ -9,6 +9,9 @@
 //   ESTABLISHED  bytes flow both ways. Half-closes are events on top of this state, not states:
 //                GUEST_FIN (guest sent FIN, socket.end() called), HOST_EOF (socket 'end'),
 //                FIN_ACKED (our FIN, sent after the last queued byte, was acknowledged).
+//   SYN_SENT     inbound flow (port forward): the host socket was accepted, our SYN went to the
+//                guest (retransmitted on a timer); its SYN-ACK makes the flow ESTABLISHED, its RST
+//                resets the host socket.
 //   LINGER       both directions finished (or the flow is being torn down): the entry stays a few
 //                seconds to re-ACK a retransmitted FIN, and is the first thing evicted when the
 //                table is full. A new SYN for the same tuple replaces it.
@@ -21,9 +24,9 @@ import type { FlowEntry } from './flow-table';
 import type { WheelEntry } from './tcp-timers';
 import { FRAME_HDR_LEN, TEMPLATE_LEN } from './tcp-emit';
 
-export const TcpFlowState = { CONNECTING: 0, SYNACK_SENT: 1, ESTABLISHED: 2, LINGER: 3 } as const;
+export const TcpFlowState = { CONNECTING: 0, SYNACK_SENT: 1, ESTABLISHED: 2, LINGER: 3, SYN_SENT: 4 } as const;
 export type TcpFlowState = (typeof TcpFlowState)[keyof typeof TcpFlowState];
-export const TCP_STATE_NAMES = ['CONNECTING', 'SYNACK_SENT', 'ESTABLISHED', 'LINGER'] as const;
+export const TCP_STATE_NAMES = ['CONNECTING', 'SYNACK_SENT', 'ESTABLISHED', 'LINGER', 'SYN_SENT'] as const;
 
 export const TcpEvent = {
   /** Guest FIN received in order; socket.end() called. */
@@ -165,6 +168,10 @@ export class TcpFlow implements FlowEntry, WheelEntry {
   lNext: TcpFlow | null = null;
 
   state: TcpFlowState = TcpFlowState.CONNECTING;
+  /** Opened from the host side (port forward) rather than by a guest SYN. */
+  inbound = false;
+  /** The guest's MAC is known (inbound flows may have to wait for ARP). */
+  macKnown = true;
   events = 0;
   removed = false;
   socket: Socket | null = null;

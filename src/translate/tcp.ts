@@ -321,17 +321,138 @@ export class TcpTranslator implements ProtocolTranslator {
       this.failConnect(flow);
       return;
     }
+    this.attachSocket(flow, sock);
+    sock.on('connect', () => this.onHostConnected(flow));
+    flow.rtxAt = now + this.lim.connectTimeoutMs;
+    this.armTimer(flow);
+    this.trace(flow, 'SYN: connecting');
+  }
+
+  /** The host socket's events drive the flow; it stays paused until the guest side is ready. */
+  private attachSocket(flow: TcpFlow, sock: net.Socket): void {
     flow.socket = sock;
     sock.pause();
-    sock.on('connect', () => this.onHostConnected(flow));
     sock.on('data', (b: Buffer) => this.onHostData(flow, b));
     sock.on('end', () => this.onHostEnd(flow));
     sock.on('drain', () => this.maybeWindowUpdate(flow));
     sock.on('error', (err: NodeJS.ErrnoException) => { if (!flow.errorCode) flow.errorCode = err.code ?? 'EIO'; });
     sock.on('close', (hadError: boolean) => this.onHostClose(flow, hadError));
-    flow.rtxAt = now + this.lim.connectTimeoutMs;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Inbound flows (port forwarding): a host socket already accepted, opened toward the guest
+
+  /**
+   * Open a flow from an accepted host socket to guestIp:guestPort, appearing in the guest to come
+   * from remoteIp:remotePort (the port forwarder picks them: the gateway for loopback clients, the
+   * client's own address otherwise). The socket must have been created with allowHalfOpen: true.
+   * Returns false (and leaves the socket to the caller) when the tuple is in use or the table is
+   * full of established flows. Afterwards the translator owns the socket: a guest RST or no answer
+   * resets it, exactly like a refused or unreachable server would.
+   */
+  openInbound(socket: net.Socket, guestIp: number, guestPort: number, remoteIp: number, remotePort: number): boolean {
+    if (this.closed || socket.destroyed) return false;
+    if (guestPort <= 0 || guestPort > 0xffff || remotePort <= 0 || remotePort > 0xffff) return false;
+    guestIp >>>= 0;
+    remoteIp >>>= 0;
+    if (this.table.lookup(guestIp, guestPort, remoteIp, remotePort) !== null) {
+      count(this.counters, 'tcp_inbound_tuple_busy');
+      return false;
+    }
+    if (!this.makeRoom()) return false;
+    const flow = new TcpFlow(guestIp, guestPort, remoteIp, remotePort);
+    const now = this.clock();
+    this.coarseNow = now;
+    flow.inbound = true;
+    flow.macKnown = false;
+    flow.state = TcpFlowState.SYN_SENT;
+    flow.createdAt = now;
+    flow.lastSeen = now;
+    flow.ourIsn = this.nextIsn();
+    flow.rto = this.lim.initialRtoMs;
+    flow.rcvShift = this.lim.windowShift;
+    flow.mss = Math.max(MIN_MSS, Math.min(DEFAULT_MSS, this.ourMss));
+    flow.sndMaxOff = 0;
+    flow.onWritten = (err) => this.onWriteDone(flow, err);
+    this.table.insert(flow);
+    this.connecting.push(flow);
+    count(this.counters, 'tcp_inbound_opened');
+    count(this.counters, 'tcp_flows_opened');
+    this.ensureInterval();
+    this.attachSocket(flow, socket);
+    if (socket.setNoDelay) socket.setNoDelay(true);
+    this.sendInboundSyn(flow, now);
     this.armTimer(flow);
-    this.trace(flow, 'SYN: connecting');
+    this.trace(flow, 'inbound: SYN to guest');
+    return true;
+  }
+
+  /** Send (or, while the guest's MAC is unknown, prepare) our SYN; sets the retry deadline. */
+  private sendInboundSyn(flow: TcpFlow, now: number): void {
+    if (!flow.macKnown) {
+      const mac = this.ctx.sink.macFor(flow.guestIp);
+      if (mac === null) {
+        // An ARP request went out: try again shortly, without counting a retransmission.
+        flow.macKnown = false;
+        flow.rtxAt = now + Math.min(100, flow.rto);
+        return;
+      }
+      flow.macKnown = true;
+      flow.guestMac.set(mac.subarray(0, 6));
+      initTemplate(flow.tmpl, flow.guestMac, this.ctx.sink.gatewayMac, flow.remoteIp, flow.guestIp,
+        flow.remotePort, flow.guestPort);
+    }
+    const optLen = emitSynAckOptions(flow.tmpl, OFF_TCP + 20, this.ourMss, flow.rcvShift);
+    flow.synHead = flow.tmpl.subarray(0, FRAME_HDR_LEN + optLen);
+    const wnd = Math.min(this.lim.rcvBuf, 0xffff);
+    this.emit.begin();
+    this.emit.send(flow.synHead, flow.ipId, flow.ourIsn, 0, TcpFlags.SYN, wnd, optLen, 0, flow.mss);
+    flow.ipId = (flow.ipId + 1) & 0xffff;
+    flow.rtxAt = now + flow.rto;
+  }
+
+  /** A segment for an inbound flow still waiting for the guest's SYN-ACK. */
+  private onSynSentSegment(flow: TcpFlow, tcp: TcpView): void {
+    const flags = tcp.flags;
+    const ackOk = (flags & TcpFlags.ACK) !== 0 && tcp.ackNumber === ((flow.ourIsn + 1) >>> 0);
+    if (flags & TcpFlags.RST) {
+      // RFC 9293 3.10.7.3: acceptable only if it acknowledges our SYN.
+      if (!ackOk) { count(this.counters, 'tcp_rst_out_of_window'); return; }
+      count(this.counters, 'tcp_inbound_refused');
+      this.forget(flow, 'guest refused', true);
+      return;
+    }
+    if ((flags & TcpFlags.ACK) && !ackOk) {
+      count(this.counters, 'tcp_bad_handshake_ack');
+      this.emit.rstForSegment(flow.guestMac, flow.guestIp, flow.remoteIp, flow.guestPort, flow.remotePort,
+        tcp.seqNumber, tcp.ackNumber, true, tcp.segmentLength);
+      return;
+    }
+    if (!(flags & TcpFlags.SYN) || !ackOk) { count(this.counters, 'tcp_unexpected_segment'); return; }
+    // SYN-ACK: the guest accepted.
+    tcp.parseSynOptions(this.synOpts);
+    const o = this.synOpts;
+    flow.guestIsn = tcp.seqNumber;
+    flow.rcvNxt = (flow.guestIsn + 1) >>> 0;
+    flow.mss = Math.max(MIN_MSS, Math.min(o.mss > 0 ? o.mss : DEFAULT_MSS, this.ourMss));
+    if (o.windowScale >= 0) {
+      flow.wsOk = true;
+      flow.guestShift = o.windowScale;
+    } else {
+      flow.rcvShift = 0;
+      flow.guestShift = 0;
+    }
+    flow.rcvAdvEdge = (flow.rcvNxt + Math.min(this.lim.rcvBuf, 0xffff)) >>> 0;
+    this.connecting.remove(flow);
+    this.setState(flow, TcpFlowState.ESTABLISHED);
+    count(this.counters, 'tcp_connected');
+    flow.sndWnd = tcp.windowLen; // never scaled in a SYN-ACK
+    flow.retransmits = 0;
+    flow.rto = this.lim.initialRtoMs;
+    flow.rtxAt = 0;
+    this.sendFlags(flow, flow.seqOf(0), TcpFlags.ACK);
+    this.armTimer(flow);
+    this.updateReading(flow);
   }
 
   /** Apply the table bounds before a new flow; false = drop this SYN. */
@@ -420,6 +541,7 @@ export class TcpTranslator implements ProtocolTranslator {
   private onSegment(flow: TcpFlow, frame: Frame, eth: EthernetView, ip: Ipv4View, tcp: TcpView): void {
     const flags = tcp.flags;
     flow.lastSeen = this.coarseNow;
+    if (flow.state === TcpFlowState.SYN_SENT) { this.onSynSentSegment(flow, tcp); return; }
     if (flags & TcpFlags.RST) { this.onGuestRst(flow, tcp); return; }
     if (flags & TcpFlags.SYN) { this.onSynForFlow(flow, eth, ip, tcp); return; }
     switch (flow.state) {
@@ -697,6 +819,11 @@ export class TcpTranslator implements ProtocolTranslator {
       this.failConnect(flow);
       return;
     }
+    if (flow.state === TcpFlowState.SYN_SENT) {
+      // The host client gave up before the guest answered.
+      this.forget(flow, 'host client left during the handshake', false);
+      return;
+    }
     if (hadError || !(flow.events & TcpEvent.HOST_EOF)) {
       count(this.counters, 'tcp_host_reset');
       this.trace(flow, `host socket failed: ${flow.errorCode || 'closed'}`);
@@ -836,7 +963,7 @@ export class TcpTranslator implements ProtocolTranslator {
   }
 
   private sendAck(flow: TcpFlow): void {
-    if (flow.removed || flow.state === TcpFlowState.CONNECTING) return;
+    if (flow.removed || flow.state === TcpFlowState.CONNECTING || flow.state === TcpFlowState.SYN_SENT) return;
     flow.ackPending = false;
     if (flow.state === TcpFlowState.SYNACK_SENT) { this.sendSynAck(flow); return; }
     this.sendFlags(flow, flow.seqOf(flow.sndNxtOff), TcpFlags.ACK);
@@ -883,7 +1010,8 @@ export class TcpTranslator implements ProtocolTranslator {
 
   /** Reset both sides and forget the flow. */
   private abort(flow: TcpFlow, why: string): void {
-    if (flow.state !== TcpFlowState.CONNECTING && flow.state !== TcpFlowState.LINGER) {
+    if (flow.state !== TcpFlowState.CONNECTING && flow.state !== TcpFlowState.LINGER &&
+      flow.state !== TcpFlowState.SYN_SENT) {
       this.sendRst(flow, flow.seqOf(flow.sndNxtOff), flow.rcvNxt, TcpFlags.RST | TcpFlags.ACK);
     }
     this.forget(flow, why, true);
@@ -1054,6 +1182,25 @@ export class TcpTranslator implements ProtocolTranslator {
         count(this.counters, 'tcp_retransmits');
         this.sendSynAck(flow);
         flow.rtxAt = now + flow.rto;
+        return;
+      case TcpFlowState.SYN_SENT:
+        if (!flow.macKnown) {
+          if (now - flow.createdAt >= this.lim.connectTimeoutMs) {
+            count(this.counters, 'tcp_inbound_no_mac');
+            this.forget(flow, 'guest MAC never resolved', true);
+            return;
+          }
+          this.sendInboundSyn(flow, now);
+          return;
+        }
+        if (++flow.retransmits > this.lim.synAckRetries) {
+          count(this.counters, 'tcp_give_up');
+          this.forget(flow, 'guest never answered our SYN', true);
+          return;
+        }
+        flow.rto = Math.min(flow.rto * 2, this.lim.maxRtoMs);
+        count(this.counters, 'tcp_retransmits');
+        this.sendInboundSyn(flow, now);
         return;
       case TcpFlowState.LINGER: {
         const sock = flow.socket;

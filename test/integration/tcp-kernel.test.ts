@@ -131,6 +131,20 @@ async function parallel() {
 })().catch((e) => { out({ error: String(e && e.stack || e) }); process.exit(1); });
 `;
 
+// Runs inside the container: the port-forward target. Greets with the source it sees, replies
+// with the SHA-256 of what it got after the client's FIN.
+const GUEST_SERVER = `
+const net = require('node:net');
+const crypto = require('node:crypto');
+const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+  const h = crypto.createHash('sha256'); let n = 0;
+  s.write('you are ' + s.remoteAddress + '\\n');
+  s.on('data', (d) => { h.update(d); n += d.length; });
+  s.on('end', () => s.end('sha256 ' + h.digest('hex') + ' ' + n + '\\n'));
+});
+srv.listen(8080, '0.0.0.0', () => console.log('ready'));
+`;
+
 function snmpTcp(pid: number): Record<string, number> {
   const r = spawnSync('nsenter', ['-t', String(pid), '-U', '-n', '--preserve-credentials', 'cat', '/proc/net/snmp'], { encoding: 'utf8' });
   const l = r.stdout.split('\n').filter((x) => x.startsWith('Tcp:'));
@@ -145,7 +159,7 @@ function snmpTcp(pid: number): Record<string, number> {
 
 if (ensureSandbox(__filename)) {
   const skip = tapMissing();
-  test('guest kernel TCP <-> TcpTranslator: NAT, 24 MB both ways with SHA-256, echo, refused, unreachable, parallel', { skip: skip ?? false, timeout: 120_000 }, async (t) => {
+  test('guest kernel TCP <-> TcpTranslator: NAT, 24 MB both ways with SHA-256, echo, refused, unreachable, parallel, port forward', { skip: skip ?? false, timeout: 120_000 }, async (t) => {
     const { native } = await import('../../src/link/native');
     const { TapDevice } = await import('../../src/link/tap');
     const { Switch, TapPort } = await import('../../src/switch/switch');
@@ -214,9 +228,48 @@ if (ensureSandbox(__filename)) {
       assert.equal(res.get('unreachable')!.code, 'ENETUNREACH');
       assert.equal(res.get('parallel')!.ok, 20);
       assert.equal(tcpStats.InCsumErrors ?? 0, 0, 'guest saw no bad checksums');
+      assert.equal(tcpStats.RetransSegs ?? 0, 0, 'the guest never had to retransmit');
       assert.equal(tcpStats.InErrs ?? 0, 0, 'guest saw no bad segments');
       assert.equal(counters.tcp_internal_error ?? 0, 0);
       assert.equal(logs.filter((l) => l.startsWith('warn') || l.startsWith('error')).length, 0, logs.join('\n'));
+      // Port forwarding: a host client -> host listener -> openInbound -> the guest's server.
+      fs.writeFileSync(path.join(dir, 'server.js'), GUEST_SERVER);
+      const gsrv = inContainer([process.execPath, path.join(dir, 'server.js')]);
+      await waitForLine(gsrv, (l) => l === 'ready');
+      const net = await import('node:net');
+      const { createHash, randomBytes } = await import('node:crypto');
+      const fwd = net.createServer({ allowHalfOpen: true }, (sock) => {
+        const guestPort = Number(process.env.FWD_PORT_OVERRIDE ?? 0) || fwdTarget;
+        if (!tcp!.openInbound(sock, cfg.guest, guestPort, cfg.gateway, sock.remotePort!)) sock.destroy();
+      });
+      let fwdTarget = 8080;
+      await new Promise<void>((r) => fwd.listen(0, '127.0.0.1', () => r()));
+      const fwdPort = (fwd.address() as import('node:net').AddressInfo).port;
+      const payload = randomBytes(16 * MB);
+      const reply = await new Promise<string>((resolve, reject) => {
+        const c = net.connect({ host: '127.0.0.1', port: fwdPort, allowHalfOpen: true });
+        let text = '';
+        c.on('data', (d) => { text += d.toString(); });
+        c.on('end', () => resolve(text));
+        c.on('error', reject);
+        c.end(payload);
+      });
+      t.diagnostic(`port forward reply: ${reply.trim()}`);
+      const [hello, digest] = reply.trim().split('\n');
+      assert.equal(hello, `you are 10.0.2.2`, 'a loopback client appears as the gateway');
+      assert.equal(digest, `sha256 ${createHash('sha256').update(payload).digest('hex')} ${payload.length}`);
+      // Nothing listens on 8081 in the container: its kernel answers RST, the host client is reset.
+      fwdTarget = 8081;
+      const refusedCode = await new Promise<string>((resolve) => {
+        const c = net.connect({ host: '127.0.0.1', port: fwdPort });
+        c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+        c.on('close', () => resolve('closed'));
+      });
+      assert.equal(refusedCode, 'ECONNRESET');
+      assert.ok((counters.tcp_inbound_refused ?? 0) >= 1);
+      fwd.close();
+      gsrv.kill();
+
       // Everything closes cleanly: flows drain to zero once lingering ends.
       await new Promise((res2) => setTimeout(res2, 200));
       t.diagnostic(`flows left: ${JSON.stringify(tcp.flows())}`);

@@ -195,7 +195,12 @@ let nextPort = 40000;
 
 /** A scripted guest TCP endpoint: enough of a stack to drive the translator from the guest side. */
 class Guest {
-  readonly sport = nextPort++;
+  sport = nextPort++;
+  /** Listening (for inbound flows): answer a SYN with a SYN-ACK (or RST when refuse is set). */
+  passive = false;
+  refuse = false;
+  silent = false;
+  synSeen: Seg | null = null;
   isn = (Math.random() * 0xffffffff) >>> 0;
   sndUna = 0; sndNxt = 0;
   rcvNxt = 0;
@@ -222,7 +227,8 @@ class Guest {
   /** ACK the SYN-ACK (off: pretend it was lost). */
   ackSynAck = true;
 
-  constructor(readonly h: Harness, readonly dport: number, readonly dst = GATEWAY) {
+  constructor(readonly h: Harness, public dport: number, public dst = GATEWAY, listenPort = 0) {
+    if (listenPort) { this.sport = listenPort; this.passive = true; }
     h.guests.set(this.sport, this);
   }
 
@@ -261,6 +267,28 @@ class Guest {
 
   onFrame(s: Seg): void {
     if (s.flags & F.RST) { this.rst = s; return; }
+    if (this.passive && (s.flags & (F.SYN | F.ACK)) === F.SYN) {
+      this.synSeen = s;
+      if (this.silent) return;
+      this.dport = s.sport;
+      this.dst = s.src;
+      if (this.refuse) { this.send(F.RST | F.ACK, undefined, 0, (s.seq + 1) >>> 0); return; }
+      const o = parseSynAckOptions(s.options);
+      this.peerShift = o.ws;
+      this.peerMss = o.mss;
+      this.peerWnd = s.win;
+      if (o.ws < 0) this.ourShift = 0;
+      this.rcvNxt = (s.seq + 1) >>> 0;
+      this.sndUna = this.sndNxt = (this.isn + 1) >>> 0;
+      this.h.inject(tcpFrame({ sport: this.sport, dport: this.dport, dst: this.dst, seq: this.isn, ack: this.rcvNxt,
+        flags: F.SYN | F.ACK, win: Math.min(this.rcvWnd, 65535), options: synOptions(1460, o.ws >= 0 ? this.ourShift : -1) }));
+      return;
+    }
+    if (this.passive && !this.synAck && this.synSeen && (s.flags & F.ACK) && s.ack === ((this.isn + 1) >>> 0)) {
+      // The handshake's final ACK: established. synAck holds the peer's SYN (its ISN is the base).
+      this.synAck = this.synSeen;
+      this.startRtx();
+    }
     if ((s.flags & (F.SYN | F.ACK)) === (F.SYN | F.ACK)) {
       this.synAck = s;
       this.rcvNxt = (s.seq + 1) >>> 0;
@@ -1060,6 +1088,123 @@ test('close(): every host socket destroyed, flows forgotten, slots released', as
     await waitFor(() => h.dev.slotsInUse === 0, 'slots');
     // Further frames are ignored silently.
     a.send(F.ACK);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+// ------------------------------------------------------------------------------------------------
+// Inbound flows (port forwarding)
+
+/** A host listener whose accepted sockets are opened into the guest at guestPort. */
+async function forward(h: Harness, guestPort: number): Promise<Server> {
+  return listen((sock) => {
+    const ok = h.tcp.openInbound(sock, GUEST, guestPort, GATEWAY, sock.remotePort!);
+    if (!ok) sock.destroy();
+  });
+}
+
+test('inbound: host client -> SYN to the guest -> SYN-ACK -> data both ways (1 MB each, SHA-256), FIN both ways', async () => {
+  const h = new Harness(config(), { lingerMs: 50, tickMs: 10 });
+  const fwd = await forward(h, 8080);
+  const g = new Guest(h, 0, GATEWAY, 8080);
+  const down = randomBytes(1 << 20);
+  const up = randomBytes(1 << 20);
+  try {
+    const client = net.connect({ host: '127.0.0.1', port: fwd.port, allowHalfOpen: true });
+    const cg = createHash('sha256');
+    let cgot = 0;
+    let cend = false;
+    client.on('data', (b) => { cg.update(b); cgot += b.length; });
+    client.on('end', () => { cend = true; });
+    await waitFor(() => g.synSeen !== null, 'SYN to the guest');
+    const syn = g.synSeen!;
+    assert.equal(syn.flags, F.SYN);
+    assert.equal(syn.src, GATEWAY, 'appears to come from the gateway');
+    assert.equal(syn.dst, GUEST);
+    assert.equal(syn.dport, 8080);
+    assert.ok(syn.ipOk);
+    const o = parseSynAckOptions(syn.options);
+    assert.equal(o.mss, 1460);
+    assert.equal(o.ws, 7);
+    assert.deepEqual(o.other, []);
+    assert.deepEqual(syn.ethDst, GUEST_MAC);
+    await waitFor(() => g.established, 'handshake');
+    await waitFor(() => h.tcp.flows()[0]?.state === 'ESTABLISHED', 'established');
+    client.write(up);
+    client.end();
+    g.write(down);
+    g.end();
+    await waitFor(() => cend && g.finReceived && g.finAcked, 'both FINs', 10000);
+    assert.equal(cgot, down.length);
+    assert.equal(cg.digest('hex'), sha(down));
+    assert.equal(sha(g.received()), sha(up));
+    await waitFor(() => h.tcp.flowCount === 0, 'flow finished', 3000);
+    assert.equal(h.counters.tcp_inbound_opened, 1);
+    await waitFor(() => h.dev.slotsInUse === 0, 'slots');
+  } finally {
+    h.close();
+    await fwd.close();
+  }
+});
+
+test('inbound: guest refuses (RST) -> host client reset', async () => {
+  const h = new Harness();
+  const fwd = await forward(h, 8081);
+  const g = new Guest(h, 0, GATEWAY, 8081);
+  g.refuse = true;
+  try {
+    const client = net.connect({ host: '127.0.0.1', port: fwd.port });
+    let err = '';
+    let closed = false;
+    client.on('error', (e: NodeJS.ErrnoException) => { err = e.code ?? ''; });
+    client.on('close', () => { closed = true; });
+    await waitFor(() => closed, 'client closed');
+    assert.equal(err, 'ECONNRESET');
+    assert.equal(h.tcp.flowCount, 0);
+    assert.equal(h.counters.tcp_inbound_refused, 1);
+  } finally {
+    h.close();
+    await fwd.close();
+  }
+});
+
+test('inbound: silent guest -> SYN retransmitted with backoff, then the host client is reset', async () => {
+  const h = new Harness(config(), { initialRtoMs: 20, synAckRetries: 2, tickMs: 5 });
+  const fwd = await forward(h, 8082);
+  const g = new Guest(h, 0, GATEWAY, 8082);
+  g.silent = true;
+  try {
+    const client = net.connect({ host: '127.0.0.1', port: fwd.port });
+    let closed = false;
+    client.on('error', () => {});
+    client.on('close', () => { closed = true; });
+    await waitFor(() => closed, 'client reset', 3000);
+    assert.equal(h.framesTo(8082).filter((s) => s.flags === F.SYN).length, 3, 'SYN + 2 retransmissions');
+    assert.equal(h.tcp.flowCount, 0);
+  } finally {
+    h.close();
+    await fwd.close();
+  }
+});
+
+test('inbound: guest MAC unknown at first -> SYN waits for ARP; busy tuple refused', async () => {
+  const h = new Harness(config(), { tickMs: 5 });
+  let known = false;
+  (h.sink as { macFor: (a: number) => Uint8Array | null }).macFor = () => (known ? GUEST_MAC : null);
+  const g = new Guest(h, 0, GATEWAY, 8083);
+  const srv = await listen();
+  try {
+    const a = net.connect({ host: '127.0.0.1', port: srv.port, allowHalfOpen: true });
+    await new Promise((r) => a.once('connect', r));
+    assert.equal(h.tcp.openInbound(a, GUEST, 8083, GATEWAY, 5555), true);
+    assert.equal(h.tcp.openInbound(a, GUEST, 8083, GATEWAY, 5555), false, 'same tuple');
+    assert.equal(h.counters.tcp_inbound_tuple_busy, 1);
+    await sleep(30);
+    assert.equal(h.out.length, 0, 'no SYN without a MAC');
+    known = true;
+    await waitFor(() => g.established, 'handshake after ARP');
   } finally {
     h.close();
     await srv.close();
