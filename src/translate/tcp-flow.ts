@@ -202,6 +202,8 @@ export class TcpFlow implements FlowEntry, WheelEntry {
   rcvShift = 0;
   /** Bytes handed to socket.write() whose callback has not run. */
   pendingWrite = 0;
+  /** The host socket is corked until the end of the current receive batch. */
+  corked = false;
   /** Slots held by pending zero-copy writes. */
   retainedSlots = 0;
   readonly writes = new WriteRing();

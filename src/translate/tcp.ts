@@ -767,6 +767,9 @@ export class TcpTranslator implements ProtocolTranslator {
     }
     flow.pendingWrite += len;
     this.globalPending += len;
+    // Cork for the rest of this receive batch: the ACK flush uncorks, so a batch of small
+    // segments reaches the host socket as one writev instead of one syscall each.
+    if (!flow.corked) { flow.corked = true; sock.cork(); }
     sock.write(chunk, flow.onWritten);
     return true;
   }
@@ -867,7 +870,8 @@ export class TcpTranslator implements ProtocolTranslator {
         if (flow.rttOff < 0 && off >= flow.sndMaxOff) { flow.rttOff = off + len; flow.rttStart = this.clock(); }
         flow.sndNxtOff = off + len + (withFin ? 1 : 0);
         if (flow.sndNxtOff > flow.sndMaxOff) flow.sndMaxOff = flow.sndNxtOff;
-        if (flow.rtxAt === 0 || flow.persist) { flow.persist = false; flow.rtxAt = this.clock() + flow.rto; this.armTimer(flow); }
+        if (flow.persist) { flow.persist = false; flow.rto = this.computeRto(flow); flow.rtxAt = 0; }
+        if (flow.rtxAt === 0) { flow.rtxAt = this.clock() + flow.rto; this.armTimer(flow); }
         if (withFin) return;
         continue;
       }
@@ -877,7 +881,8 @@ export class TcpTranslator implements ProtocolTranslator {
         this.sendFlags(flow, flow.seqOf(end), TcpFlags.FIN | TcpFlags.ACK);
         flow.sndNxtOff = end + 1;
         if (flow.sndNxtOff > flow.sndMaxOff) flow.sndMaxOff = flow.sndNxtOff;
-        if (flow.rtxAt === 0 || flow.persist) { flow.persist = false; flow.rtxAt = this.clock() + flow.rto; this.armTimer(flow); }
+        if (flow.persist) { flow.persist = false; flow.rto = this.computeRto(flow); flow.rtxAt = 0; }
+        if (flow.rtxAt === 0) { flow.rtxAt = this.clock() + flow.rto; this.armTimer(flow); }
       }
       return;
     }
@@ -1000,6 +1005,11 @@ export class TcpTranslator implements ProtocolTranslator {
     const q = this.ackQueue;
     for (let i = 0; i < q.length; i++) {
       const f = q[i]!;
+      if (f.corked) {
+        f.corked = false;
+        const sock = f.socket;
+        if (sock && !sock.destroyed) sock.uncork();
+      }
       if (f.ackPending && !f.removed) {
         try { this.sendAck(f); } catch { count(this.counters, 'tcp_internal_error'); }
       }
