@@ -1094,6 +1094,121 @@ test('close(): every host socket destroyed, flows forgotten, slots released', as
   }
 });
 
+test('connect errors map to what a real network says: ICMP host/net unreachable, admin prohibited, RST', async () => {
+  const cases: Array<[string, number | 'rst']> = [['EHOSTUNREACH', 1], ['ENETUNREACH', 0], ['EHOSTDOWN', 1], ['EACCES', 13], ['EADDRNOTAVAIL', 'rst']];
+  for (const [code, want] of cases) {
+    const h = new Harness(config(), {
+      connect: () => {
+        const sock = new net.Socket();
+        setImmediate(() => sock.destroy(Object.assign(new Error(code), { code })));
+        return sock;
+      },
+    });
+    try {
+      const g = new Guest(h, 80, 0xc6336407);
+      g.syn();
+      await waitFor(() => h.out.length > 0, `answer to ${code}`);
+      const m = h.out[0]!;
+      if (want === 'rst') {
+        assert.equal(m.flags, F.RST | F.ACK, code);
+        assert.equal(m.src, 0xc6336407);
+      } else {
+        assert.equal(m.proto, 1, code);
+        assert.equal(m.icmpCode, want, code);
+        assert.equal(m.src, GATEWAY, 'from the gateway');
+        assert.deepEqual(m.icmpQuote!.subarray(12, 20), Uint8Array.from([10, 0, 2, 100, 198, 51, 100, 7]), 'quotes the SYN');
+      }
+      assert.equal(h.tcp.flowCount, 0);
+    } finally {
+      h.close();
+    }
+  }
+});
+
+test('idle timeout: an established flow with no traffic is reset both ways', async () => {
+  let hostClosed = false;
+  const srv = await listen((s) => s.on('close', () => { hostClosed = true; }));
+  const h = new Harness(config(), { idleTimeoutMs: 100, tickMs: 10 });
+  try {
+    const g = await handshake(h, srv.port);
+    await waitFor(() => g.rst !== null, 'RST after idle', 3000);
+    await waitFor(() => hostClosed, 'host socket closed');
+    assert.equal(h.counters.tcp_idle_timeout, 1);
+    assert.equal(h.tcp.flowCount, 0);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('global send budget: flows over it pause; freed budget resumes the starved ones', async () => {
+  const srv = await listen((s) => s.write(randomBytes(400_000)));
+  const h = new Harness(config(), { globalSndBuf: 150_000 });
+  try {
+    const a = new Guest(h, srv.port);
+    const b = new Guest(h, srv.port);
+    a.autoAck = false;
+    b.autoAck = false;
+    await handshake(h, srv.port, a);
+    await handshake(h, srv.port, b);
+    await sleep(100);
+    const queued = h.tcp.flows().reduce((n, f) => n + f.queued, 0);
+    assert.ok(queued < 150_000 + 2 * 65536, `queued ${queued} near the global budget`);
+    assert.ok(h.tcp.flows().every((f) => !f.reading), 'both paused');
+    a.autoAck = true;
+    b.autoAck = true;
+    a.ack();
+    b.ack();
+    await waitFor(() => a.recvBytes === 400_000 && b.recvBytes === 400_000, 'everything delivered', 10000);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('linger: a retransmitted guest FIN is re-ACKed; afterwards the tuple is unknown', async () => {
+  const srv = await listen((s) => s.end());
+  const h = new Harness(config(), { lingerMs: 200, tickMs: 10 });
+  try {
+    const g = await handshake(h, srv.port);
+    await waitFor(() => g.finReceived, 'host FIN');
+    g.end();
+    await waitFor(() => h.tcp.flows()[0]?.state === 'LINGER', 'linger');
+    const n = h.framesTo(g.sport).length;
+    g.send(F.FIN | F.ACK, undefined, (g.sndNxt - 1) >>> 0); // our ACK "was lost"
+    const re = h.framesTo(g.sport)[n]!;
+    assert.equal(re.flags, F.ACK);
+    assert.equal(re.ack, g.sndNxt);
+    await waitFor(() => h.tcp.flowCount === 0, 'linger over', 3000);
+    g.send(F.FIN | F.ACK, undefined, (g.sndNxt - 1) >>> 0);
+    assert.equal(h.framesTo(g.sport).at(-1)!.flags, F.RST);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('retained slots per flow are capped: beyond the cap payloads are copied', async () => {
+  let host: net.Socket | null = null;
+  let got = 0;
+  const srv = await listen((s) => s.on('data', (b) => { got += b.length; }));
+  const h = new Harness(config(), { maxRetainedSlots: 4, connect: (o) => { host = net.connect(o); return host; } });
+  try {
+    const g = await handshake(h, srv.port);
+    host!.cork();
+    g.write(randomBytes(10 * 60000));
+    await waitFor(() => (h.counters.tcp_rx_copied ?? 0) >= 1, 'copies');
+    assert.ok(h.tcp.flows()[0]!.retainedSlots <= 4);
+    assert.ok(h.dev.slotsInUse <= 4);
+    host!.uncork();
+    await waitFor(() => got === 600_000, 'all data');
+    await waitFor(() => h.dev.slotsInUse === 0, 'slots');
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
 // ------------------------------------------------------------------------------------------------
 // Inbound flows (port forwarding)
 
