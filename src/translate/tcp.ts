@@ -345,7 +345,8 @@ export class TcpTranslator implements ProtocolTranslator {
   /**
    * Open a flow from an accepted host socket to guestIp:guestPort, appearing in the guest to come
    * from remoteIp:remotePort (the port forwarder picks them: the gateway for loopback clients, the
-   * client's own address otherwise). The socket must have been created with allowHalfOpen: true.
+   * client's own address otherwise). The socket may be paused (pauseOnConnect); it is switched to
+   * half-open semantics here, so a client's FIN does not end our side before the guest answers.
    * Returns false (and leaves the socket to the caller) when the tuple is in use or the table is
    * full of established flows. Afterwards the translator owns the socket: a guest RST or no answer
    * resets it, exactly like a refused or unreachable server would.
@@ -379,8 +380,10 @@ export class TcpTranslator implements ProtocolTranslator {
     count(this.counters, 'tcp_inbound_opened');
     count(this.counters, 'tcp_flows_opened');
     this.ensureInterval();
+    // A server made without allowHalfOpen would end our write side when the client half-closes.
+    (socket as { allowHalfOpen: boolean }).allowHalfOpen = true;
     this.attachSocket(flow, socket);
-    if (socket.setNoDelay) socket.setNoDelay(true);
+    socket.setNoDelay(true);
     this.sendInboundSyn(flow, now);
     this.armTimer(flow);
     this.trace(flow, 'inbound: SYN to guest');

@@ -1264,6 +1264,32 @@ test('inbound: host client -> SYN to the guest -> SYN-ACK -> data both ways (1 M
   }
 });
 
+test('inbound through a pauseOnConnect server without allowHalfOpen: the client half-closes, the guest still answers', async () => {
+  const h = new Harness(config(), { lingerMs: 50, tickMs: 10 });
+  const server = net.createServer({ pauseOnConnect: true }, (sock) => {
+    if (!h.tcp.openInbound(sock, GUEST, 8090, GATEWAY, sock.remotePort!)) sock.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const g = new Guest(h, 0, GATEWAY, 8090);
+  try {
+    const client = net.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, allowHalfOpen: true });
+    let answer = '';
+    let ended = false;
+    client.on('data', (b) => { answer += b.toString(); });
+    client.on('end', () => { ended = true; });
+    client.end('request');
+    await waitFor(() => g.finReceived, 'client FIN reaches the guest');
+    assert.equal(g.received().toString(), 'request');
+    g.write(Buffer.from('response after your FIN'));
+    g.end();
+    await waitFor(() => ended, 'answer and FIN reach the client');
+    assert.equal(answer, 'response after your FIN');
+  } finally {
+    h.close();
+    server.close();
+  }
+});
+
 test('inbound: guest refuses (RST) -> host client reset', async () => {
   const h = new Harness();
   const fwd = await forward(h, 8081);
