@@ -17,13 +17,13 @@
 //              `ct status dnat` (published ports, from anywhere); drop the rest. This is the
 //              isolation between networks and the "no direct access to container addresses" rule.
 //   out_B      traffic *from* B to a non-bridge interface: accept (or drop for --internal).
-//   hostports  jumped to from nat/prerouting and nat/output for `fib daddr type local`: DNAT through
+//   hostports  jumped to from nat/output and nat/prerouting for `fib daddr type local`: DNAT through
 //              two exact-match maps per protocol, `addr . port` (publish bound to one host address)
 //              first, then `port` (publish on every host address). No interval maps: deleting one
 //              element of an interval concatenation can remove its neighbour (nft 1.0.6).
-//   guard      filter/prerouting at raw priority: packets for 127.0.0.0/8 that did not come from
-//              `lo` are dropped, so a publish bound to 127.0.0.1 (DNAT + route_localnet on the
-//              bridges) is not reachable from a neighbour that forges a loopback destination.
+//              Prerouting never translates a 127.0.0.0/8 destination: only the host's own output
+//              may reach a publish through loopback, so a neighbour forging a loopback destination
+//              (which route_localnet on our bridges would otherwise let through) gets nothing.
 //   postrouting MASQUERADE for (1) hairpin and cross-network access to published ports (saddr in
 //              one of our subnets, DNATed, leaving by one of our bridges), (2) the host itself and
 //              its loopback reaching a published port (`fib saddr type local`, DNATed), (3) outbound
@@ -109,16 +109,12 @@ export function renderRuleset(input: RuleInput): string {
     '    oifname vmap @fwd_in',
     '    iifname vmap @fwd_out',
     '  }',
-    '  chain guard {',
-    '    type filter hook prerouting priority raw; policy accept;',
-    '    iifname != "lo" ip daddr 127.0.0.0/8 drop',
-    '  }',
     '  chain hostports {',
     ...hostportRules,
     '  }',
     '  chain prerouting {',
     '    type nat hook prerouting priority dstnat; policy accept;',
-    '    fib daddr type local jump hostports',
+    '    fib daddr type local ip daddr != 127.0.0.0/8 jump hostports',
     '  }',
     '  chain output {',
     '    type nat hook output priority -100; policy accept;',

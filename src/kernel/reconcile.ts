@@ -6,13 +6,16 @@
 //      a half-created bridge, veth or netns is deleted; a half-removed one is finished off. The
 //      records never describe unfinished work, so nothing else needs undoing.
 //   2. containers whose owner (`tapswitch run` process: pid + start time) is gone: killed with -9
-//      or crashed. Their endpoint is torn down (host veth, netns) and their address released.
+//      or crashed; or whose netns file (named in the record) was deleted behind our back. Their
+//      endpoint is torn down (host veth, netns) and their address released.
 // After either, the nft table is re-rendered from the records (`syncRules`), which also removes
-// every published port and address of what was torn down.
+// every published port and address of what was torn down. The table is also re-rendered when the
+// records say it exists and it does not (someone ran `nft flush ruleset`).
+import * as fs from 'node:fs';
 import { KernelError } from './errors';
-import { deleteLink, deleteNetns } from './links';
-import { renderRuleset, type RuleInput, type RulePort } from './nft-rules';
-import { nftApply } from './exec';
+import { deleteLink, deleteNetns, netnsPath } from './links';
+import { renderRuleset, TABLE_FAMILY, TABLE_NAME, type RuleInput, type RulePort } from './nft-rules';
+import { nftApply, run } from './exec';
 import { isAlive, type ContainerRecord, type Intent, type KernelState } from './state';
 
 export function destroyIntent(i: Intent): void {
@@ -50,6 +53,11 @@ export function syncRules(s: KernelState): void {
   s.table = s.networks.length > 0;
 }
 
+function tableExists(): boolean {
+  const r = run(['nft', 'list', 'table', TABLE_FAMILY, TABLE_NAME], { okStatuses: [1] });
+  return r.status === 0;
+}
+
 export interface ReconcileReport {
   intentsRecovered: number;
   containersReaped: string[];
@@ -75,7 +83,7 @@ export function reconcile(s: KernelState): ReconcileReport {
   s.intents = keep;
   const live: ContainerRecord[] = [];
   for (const c of s.containers) {
-    if (isAlive(c.owner)) {
+    if (isAlive(c.owner) && fs.existsSync(netnsPath(c.netns))) {
       live.push(c);
       continue;
     }
@@ -89,7 +97,7 @@ export function reconcile(s: KernelState): ReconcileReport {
   }
   s.containers = live;
   const changed = report.intentsRecovered > 0 || report.containersReaped.length > 0;
-  if (changed) syncRules(s);
+  if (changed || (s.table && !tableExists())) syncRules(s);
   if (errors.length) {
     const first = errors[0];
     if (first instanceof KernelError) throw first;

@@ -294,6 +294,21 @@ if (enterKernelSandbox(__filename)) {
     assert.doesNotMatch(sh('ip', ['-br', 'link']), /tsw-v/);
     assert.deepEqual(fs.readdirSync('/run/netns'), []);
 
+    // the nft table flushed behind our back is restored by the next command
+    sh('nft', ['flush', 'ruleset']);
+    ok(['network', 'ls']);
+    assert.match(sh('nft', ['list', 'tables']), /table inet tapswitch/);
+
+    // a container whose netns was deleted behind our back loses its endpoint
+    const r2 = await startRun(['--network', 'n1', '--name', 'orphan', '--', process.execPath, '-e', SERVER_JS, 'orphan', '80', '0']);
+    const ep2 = endpoint('n1', 'orphan');
+    sh('ip', ['netns', 'del', ep2.netns]);
+    ok(['network', 'ls']);
+    assert.deepEqual(inspect('n1').endpoints, []);
+    assert.doesNotMatch(sh('ip', ['-br', 'link']), /tsw-v/);
+    r2.kill('SIGTERM');
+    assert.equal(await exited(r2), 143);
+
     // a stale lock left by a dead process does not block
     fs.writeFileSync('/run/tapswitch/kernel.lock', '999999999 1\n');
     ok(['network', 'ls']);

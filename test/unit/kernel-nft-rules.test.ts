@@ -37,7 +37,9 @@ test('one network, published ports in exact-match maps, internal network isolate
   assert.match(s, /chain out_tsw-br-aaaa0000 \{\n    accept\n/);
   // output hook uses a numeric priority (dstnat is refused there by nft 1.0.6)
   assert.match(s, /type nat hook output priority -100;/);
-  assert.match(s, /iifname != "lo" ip daddr 127\.0\.0\.0\/8 drop/);
+  // a forged loopback destination from outside is never translated
+  assert.match(s, /type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local ip daddr != 127\.0\.0\.0\/8 jump hostports/);
+  assert.match(s, /type nat hook output priority -100; policy accept;\n    fib daddr type local jump hostports/);
 });
 
 test('port clashes: wildcard claims every address', () => {
