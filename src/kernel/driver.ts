@@ -7,6 +7,7 @@
 // the process dies instead, the next command's reconcile does the same from the saved intent.
 import { randomBytes } from 'node:crypto';
 import { ipv4ToString, type Ipv4 } from '../wire/addr';
+import { flushPublish } from './conntrack';
 import { KernelError } from './errors';
 import { allocateAddress, chooseSubnet, defaultGateway, findOverlap, macForAddress, routesFromIpJson, type Occupied } from './ipam';
 import { readRoutesJson, requireForwardingAllowed } from './host';
@@ -368,9 +369,10 @@ export class KernelDriver {
         throw new KernelError('ERR_BAD_VALUE', `container ${container} does not publish ${portSpecToString(p)}`,
           'see `tapswitch network inspect NETWORK` for what it publishes');
       }
-      ep.ports.splice(idx, 1);
+      const [gone] = ep.ports.splice(idx, 1);
       syncRules(s);
       this.store.save(s);
+      if (gone) flushPublish(gone);
     });
   }
 }

@@ -13,6 +13,7 @@
 // records say it exists and it does not (someone ran `nft flush ruleset`).
 import * as fs from 'node:fs';
 import { KernelError } from './errors';
+import { flushAddress } from './conntrack';
 import { deleteLink, deleteNetns, netnsPath } from './links';
 import { renderRuleset, TABLE_FAMILY, TABLE_NAME, type RuleInput, type RulePort } from './nft-rules';
 import { nftApply, run } from './exec';
@@ -24,10 +25,14 @@ export function destroyIntent(i: Intent): void {
   for (const v of i.veths) deleteLink(v);
   for (const n of i.netns) deleteNetns(n);
   for (const b of i.bridges) deleteLink(b);
+  for (const a of i.addresses ?? []) flushAddress(a);
 }
 
 export function intentForContainer(c: ContainerRecord, op: Intent['op'], owner: Intent['owner']): Intent {
-  return { op, owner, bridges: [], veths: c.endpoint ? [c.endpoint.hostVeth] : [], netns: [c.netns] };
+  return {
+    op, owner, bridges: [], veths: c.endpoint ? [c.endpoint.hostVeth] : [], netns: [c.netns],
+    addresses: c.endpoint ? [c.endpoint.ip] : [],
+  };
 }
 
 export function ruleInput(s: KernelState): RuleInput {

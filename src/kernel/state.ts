@@ -66,6 +66,8 @@ export interface Intent {
   bridges: string[];
   veths: string[];
   netns: string[];
+  /** Container addresses whose conntrack entries go with the objects (optional: older records). */
+  addresses?: string[];
 }
 
 export interface KernelState {

@@ -166,7 +166,7 @@ if (udp === '1') {
 
 /** One request; prints the reply line or `ERR <code>`. */
 export const CLIENT_JS = `
-const [host, port, proto, ms] = process.argv.slice(1);
+const [host, port, proto, ms, localPort] = process.argv.slice(1);
 const limit = Number(ms || 1500);
 const fail = (c) => { console.log('ERR ' + c); process.exit(0); };
 setTimeout(() => fail('TIMEOUT'), limit).unref();
@@ -174,7 +174,8 @@ if (proto === 'udp') {
   const u = require('node:dgram').createSocket('udp4');
   u.on('message', (m) => { process.stdout.write(String(m)); process.exit(0); });
   u.on('error', (e) => fail(e.code));
-  u.send('hi', Number(port), host);
+  const go = () => u.send('hi', Number(port), host);
+  if (localPort) u.bind(Number(localPort), go); else go();
 } else {
   let got = '';
   const s = require('node:net').connect(Number(port), host);
@@ -185,8 +186,9 @@ if (proto === 'udp') {
 `;
 
 /** Ask a server at host:port from `where`; the reply line (trimmed) or `ERR <code>`. */
-export function ask(where: Where, host: string, port: number, proto: 'tcp' | 'udp' = 'tcp', ms = 1500): string {
-  const argv = [...where.prefix, process.execPath, '-e', CLIENT_JS, host, String(port), proto, String(ms)];
+export function ask(where: Where, host: string, port: number, proto: 'tcp' | 'udp' = 'tcp', ms = 1500, localPort?: number): string {
+  const argv = [...where.prefix, process.execPath, '-e', CLIENT_JS, host, String(port), proto, String(ms),
+    ...(localPort !== undefined ? [String(localPort)] : [])];
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: ms + 5000 });
   if (r.error) throw r.error;
   return r.stdout.trim();

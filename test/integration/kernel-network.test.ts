@@ -146,6 +146,17 @@ if (enterKernelSandbox(__filename)) {
     const p16 = pub === `c2: you are ${OUTSIDE_IP}` && unpub === 'ERR ECONNREFUSED';
     t.diagnostic(`${p16 ? 'PASS' : 'FAIL'} 16 publish/unpublish at runtime: ${pub} / ${unpub}`);
     if (!p16) failures.push(`16 runtime publish: ${pub} / ${unpub}`);
+    // UDP: a removed publish stops forwarding at once even for a client that keeps its flow alive
+    // (same source port): its conntrack entry is flushed (needs the conntrack tool)
+    ok(['network', 'publish', 'c2', '9091:80/udp']);
+    const u1 = ask(outside, HOST_IP, 9091, 'udp', 1500, 40000);
+    ok(['network', 'unpublish', 'c2', '9091/udp']);
+    const u2 = ask(outside, HOST_IP, 9091, 'udp', 1000, 40000);
+    const hasConntrack = fs.existsSync('/usr/sbin/conntrack') || fs.existsSync('/sbin/conntrack');
+    t.diagnostic(`UDP runtime publish/unpublish with a kept source port: ${u1} / ${u2}${hasConntrack ? '' : ' (conntrack tool absent: no flush)'}`);
+    assert.equal(u1, `c2: you are ${OUTSIDE_IP}`);
+    if (hasConntrack) assert.equal(u2, 'ERR TIMEOUT');
+
     // a clash with an existing publish is refused
     const clash = cli(['network', 'publish', 'c3', '8080:80']);
     assert.equal(clash.code, 75, clash.stderr);
