@@ -338,6 +338,32 @@ if (enterKernelSandbox(__filename)) {
     sh('nft', ['delete', 'table', 'ip', 'filter']);
   });
 
+  test('concurrent commands serialize on the lock: distinct subnets and addresses', async () => {
+    const { spawn } = await import('node:child_process');
+    const { KERNEL_CLI } = await import('../helpers/kernel-sandbox');
+    const go = (args: string[]): Promise<{ code: number | null; out: string; err: string }> => new Promise((resolve) => {
+      const c = spawn(process.execPath, [KERNEL_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '', err = '';
+      c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      c.on('close', (code) => resolve({ code, out, err }));
+    });
+    const creates = await Promise.all(['p1', 'p2', 'p3', 'p4'].map((n) => go(['network', 'create', n])));
+    for (const r of creates) assert.equal(r.code, 0, r.err);
+    const nets = JSON.parse(ok(['network', 'ls', '--json'])) as Array<{ name: string; subnet: string }>;
+    const subnets = nets.map((n) => n.subnet);
+    assert.equal(new Set(subnets).size, subnets.length, `overlap in ${subnets.join(' ')}`);
+    const runs = await Promise.all([1, 2, 3, 4, 5, 6].map(() =>
+      go(['run', '--network', 'p1', '--', 'sh', '-c', 'ip -4 -br addr show dev eth0; sleep 0.3'])));
+    const addrs = runs.map((r) => {
+      assert.equal(r.code, 0, r.err);
+      return /(\d+\.\d+\.\d+\.\d+)\//.exec(r.out)?.[1];
+    });
+    assert.equal(new Set(addrs).size, 6, `duplicate address among ${addrs.join(' ')}`);
+    const rms = await Promise.all(['p1', 'p2', 'p3', 'p4'].map((n) => go(['network', 'rm', n])));
+    for (const r of rms) assert.equal(r.code, 0, r.err);
+  });
+
   test('removing every network leaves nothing behind', () => {
     const names = (JSON.parse(ok(['network', 'ls', '--json'])) as Array<{ name: string }>).map((n) => n.name);
     assert.deepEqual(names.sort(), ['bridge', 'n1', 'n2']);
