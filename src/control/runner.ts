@@ -131,6 +131,9 @@ export async function run(o: RunOptions, log: Logger): Promise<number> {
   let fatal: TapswitchError | undefined;
   const removeHandlers = onSignals((s) => {
     if (container?.started()) {
+      // CMD shares our process group: a Ctrl-C typed at the terminal has already reached it, and
+      // passing it on again would deliver it twice (e.g. two KeyboardInterrupts).
+      if (s === 'SIGINT' && process.stdin.isTTY) return;
       log.debug(`passing ${s} to CMD (pid ${container.pid})`);
       container.kill(s);
     } else {

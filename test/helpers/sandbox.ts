@@ -71,6 +71,12 @@ function setupInside(): void {
   } catch {
     // older kernels: leave it
   }
+  // If the outer process dies (the test runner killed it on a timeout or cancellation), it cannot
+  // take us along: notice being orphaned and exit, killing what we started, instead of running on.
+  const outer = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== outer) process.exit(1);
+  }, 500).unref();
   // Servers and namespace holders would keep the event loop (and so the test file) alive: kill them
   // once the file's tests are done, and in any case at exit.
   after(cleanup);
