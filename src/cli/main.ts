@@ -59,6 +59,10 @@ Usage:
   tapswitch attach [OPTIONS] PID
   tapswitch attach [OPTIONS] --netns PATH [--userns PATH]
       Serve a TAP in an existing network namespace until SIGINT/SIGTERM.
+  tapswitch run --network NAME|bridge|none|host|container:NAME [--name N] [--ip A] [--mac M]
+                [--publish [HOSTIP:]HOSTPORT:PORT[/tcp|udp]]... -- CMD [ARGS...]
+  tapswitch network create|ls|inspect|rm|publish|unpublish ...
+      The rootful kernel path (bridge, veth, nftables; needs CAP_NET_ADMIN): see 'tapswitch network help'.
   tapswitch --help | --version
 
 Options for run:
@@ -89,6 +93,22 @@ function common(p: ParsedArgs): CommonOptions {
     logLevel: level as LogLevel,
     stats: p.options.has('stats'),
   };
+}
+
+/** Options that select `run`'s rootful kernel path (cli/network.ts) instead of the TAP path. */
+const KERNEL_RUN_FLAGS = new Set(['--network', '--net', '--name', '--ip', '--mac', '--mac-address', '--publish', '-p']);
+const VALUED = new Set([...KERNEL_RUN_FLAGS, ...RUN_OPTIONS.filter((o) => o.value).flatMap((o) => [`--${o.name}`, ...(o.short ? [`-${o.short}`] : [])])]);
+
+/** Whether `run`'s options (up to `--` or CMD) name any kernel-path flag. */
+export function wantsKernelPath(argv: readonly string[]): boolean {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--' || !arg.startsWith('-')) return false;
+    const flag = arg.startsWith('--') && arg.includes('=') ? arg.slice(0, arg.indexOf('=')) : arg;
+    if (KERNEL_RUN_FLAGS.has(flag)) return true;
+    if (VALUED.has(flag) && flag === arg) i++;
+  }
+  return false;
 }
 
 export function parseRun(argv: string[]): RunOptions | 'help' {
@@ -147,7 +167,16 @@ export async function main(argv: string[], overrides: MainOverrides = {}): Promi
     case 'version':
       process.stdout.write(`tapswitch ${version()}\n`);
       return ExitStatus.OK;
+    case 'network': {
+      // The rootful kernel path (bridge + veth + nftables) lives in cli/network.ts.
+      const { networkCommand } = await import('./network');
+      return networkCommand(rest);
+    }
     case 'run': {
+      if (wantsKernelPath(rest)) {
+        const { parseRunKernelArgs, runKernel } = await import('./network');
+        return runKernel(parseRunKernelArgs(rest));
+      }
       const o = parseRun(rest);
       if (o === 'help') {
         process.stdout.write(usage());

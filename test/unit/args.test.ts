@@ -100,3 +100,13 @@ test('--help lists every flag and the exit codes', () => {
   }
   for (const status of ['64', '65', '69', '70', '125', '126', '127', '128+N']) assert.ok(text.includes(`  ${status} `), status);
 });
+
+test('run picks the kernel path only for its flags, before CMD', async () => {
+  const { wantsKernelPath } = await import('../../src/cli/main');
+  assert.equal(wantsKernelPath(['--network', 'x', '--', 'sh']), true);
+  assert.equal(wantsKernelPath(['--mtu', '9000', '--network=y', '--', 'sh']), true);
+  assert.equal(wantsKernelPath(['-p', '8080:80', 'sh']), true);
+  assert.equal(wantsKernelPath(['--mtu', '9000', '--', 'sh', '--network', 'x']), false);
+  assert.equal(wantsKernelPath(['sh', '--network', 'x']), false);
+  assert.equal(wantsKernelPath(['--cidr', '10.0.2.0/24', 'ls']), false);
+});
