@@ -17,7 +17,7 @@ import { isTapswitchError } from '../control/errors';
 import { KernelDriver, type NetworkInspect } from '../kernel/driver';
 import { isKernelError, KernelError } from '../kernel/errors';
 import { CAP_NET_ADMIN, hasCapability, requireNetAdmin } from '../kernel/host';
-import { runKernelCommand, type KernelRunOptions } from '../kernel/run';
+import { checkPortFree, runKernelCommand, type KernelRunOptions } from '../kernel/run';
 import { StateStore } from '../kernel/state';
 import { parsePort, parsePortSpec, parseAddress, type PortSpec } from '../kernel/validate';
 import { ipv4ToString } from '../wire/addr';
@@ -184,7 +184,13 @@ export async function networkCommand(argv: string[]): Promise<number> {
         if (a.positionals.length !== 2) throw usageError(`network ${sub} takes CONTAINER and a port`, `network ${sub}`);
         requireNetAdmin(`network ${sub}`);
         const [container, spec] = a.positionals as [string, string];
-        if (sub === 'publish') driver().publish(container, parsePortSpec(spec));
+        if (sub === 'publish') {
+          const port = parsePortSpec(spec);
+          const d = driver();
+          d.checkPublishable([port]);
+          await checkPortFree(port);
+          d.publish(container, port);
+        }
         else driver().unpublish(container, parseUnpublish(spec));
         return 0;
       }

@@ -341,6 +341,20 @@ export class KernelDriver {
     });
   }
 
+  /**
+   * Refuse publishes that another container already holds (the same check `publish` and
+   * `startContainer` make under the lock; callers use it first for a precise message before they
+   * probe the host port with a socket).
+   */
+  checkPublishable(ports: readonly PortSpec[]): void {
+    this.transaction((s) => {
+      for (const p of ports) {
+        const owner = findPortOwner(s, p);
+        if (owner) throw new KernelError('ERR_PORT_IN_USE', `host port ${portSpecToString(p)} is already published by ${owner}`, 'pick another host port');
+      }
+    });
+  }
+
   /** Publish a port of a running container (takes effect at once, one nft transaction). */
   publish(container: string, p: PortSpec): void {
     this.transaction((s) => {

@@ -58,6 +58,14 @@ async function reservePort(p: PortSpec): Promise<Reservation> {
   });
 }
 
+/**
+ * For `network publish` at runtime (no process stays to hold the port): fail now if a host
+ * service holds the port or the host address is not ours, as `run --publish` would.
+ */
+export async function checkPortFree(p: PortSpec): Promise<void> {
+  closeAll([await reservePort(p)]);
+}
+
 function closeAll(r: Reservation[]): void {
   for (const x of r) {
     try {
@@ -123,6 +131,7 @@ export async function runKernelCommand(o: KernelRunOptions): Promise<number> {
 
   const held: Reservation[] = [];
   try {
+    if (ports.length) driver.checkPublishable(ports);
     for (const p of ports) held.push(await reservePort(p));
     const c = driver.startContainer({
       network: mode, ...(o.name !== undefined ? { name: o.name } : {}),

@@ -157,6 +157,16 @@ if (enterKernelSandbox(__filename)) {
     assert.equal(u1, `c2: you are ${OUTSIDE_IP}`);
     if (hasConntrack) assert.equal(u2, 'ERR TIMEOUT');
 
+    // a port a host service holds, or a host address that is not ours, is refused
+    const busy = cli(['network', 'publish', 'c2', '7100:80']);
+    assert.equal(busy.code, 75, busy.stderr);
+    assert.match(busy.stderr, /cannot reserve host port 7100:80\/tcp: EADDRINUSE: a host service already uses it/);
+    const foreign = cli(['network', 'publish', 'c2', '203.0.113.9:7200:80']);
+    assert.equal(foreign.code, 65, foreign.stderr);
+    assert.match(foreign.stderr, /EADDRNOTAVAIL/);
+    const busyRun = cli(['run', '--network', 'n1', '-p', '7100:80', '--', 'true']);
+    assert.equal(busyRun.code, 75, busyRun.stderr);
+
     // a clash with an existing publish is refused
     const clash = cli(['network', 'publish', 'c3', '8080:80']);
     assert.equal(clash.code, 75, clash.stderr);
@@ -353,13 +363,22 @@ if (enterKernelSandbox(__filename)) {
     const nets = JSON.parse(ok(['network', 'ls', '--json'])) as Array<{ name: string; subnet: string }>;
     const subnets = nets.map((n) => n.subnet);
     assert.equal(new Set(subnets).size, subnets.length, `overlap in ${subnets.join(' ')}`);
-    const runs = await Promise.all([1, 2, 3, 4, 5, 6].map(() =>
-      go(['run', '--network', 'p1', '--', 'sh', '-c', 'ip -4 -br addr show dev eth0; sleep 0.3'])));
-    const addrs = runs.map((r) => {
-      assert.equal(r.code, 0, r.err);
-      return /(\d+\.\d+\.\d+\.\d+)\//.exec(r.out)?.[1];
-    });
+    // six containers alive at once (each waits for a go file), started concurrently
+    const gate = '/run/tsw-test-go';
+    const pending = [1, 2, 3, 4, 5, 6].map(() =>
+      go(['run', '--network', 'p1', '--', 'sh', '-c', `ip -4 -br addr show dev eth0; while [ ! -e ${gate} ]; do sleep 0.05; done`]));
+    let eps: Endpoint[] = [];
+    for (let i = 0; i < 200 && eps.length < 6; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      eps = inspect('p1').endpoints;
+    }
+    fs.writeFileSync(gate, '');
+    const runs = await Promise.all(pending);
+    fs.unlinkSync(gate);
+    for (const r of runs) assert.equal(r.code, 0, r.err);
+    const addrs = eps.map((e) => e.ip);
     assert.equal(new Set(addrs).size, 6, `duplicate address among ${addrs.join(' ')}`);
+    assert.deepEqual(runs.map((r) => /(\d+\.\d+\.\d+\.\d+)\//.exec(r.out)?.[1]).sort(), [...addrs].sort());
     const rms = await Promise.all(['p1', 'p2', 'p3', 'p4'].map((n) => go(['network', 'rm', n])));
     for (const r of rms) assert.equal(r.code, 0, r.err);
   });
