@@ -129,6 +129,14 @@ if (ensureSandbox(__filename)) {
     assert.doesNotMatch(fs.readFileSync('/etc/resolv.conf', 'utf8'), /10\.0\.2\.3/);
   });
 
+  life('a dangling /etc/resolv.conf symlink is left alone with a warning; CMD still runs', async () => {
+    // A nested mount namespace with an empty /etc whose resolv.conf points nowhere.
+    const r = spawnSyncOut('unshare', ['--mount', '--', 'sh', '-c',
+      `mount -t tmpfs none /etc && ln -s /run/nowhere/stub-resolv.conf /etc/resolv.conf && exec "${process.execPath}" "${entry}" run -- sh -c 'exit 3'`]);
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stderr, /^tapswitch: warn: leaving the container's \/etc\/resolv.conf as it is: \/etc\/resolv.conf is a dangling symlink to \/run\/nowhere\/stub-resolv.conf$/m);
+  });
+
   life('--cidr and --mtu are honoured', async () => {
     const r = await run(['--mtu', '9000', '--cidr', '192.168.7.0/25', '--', 'sh', '-c', 'ip -o link show tap0; ip route; cat /etc/resolv.conf']);
     assert.equal(r.code, 0, r.stderr);
