@@ -174,8 +174,10 @@ export async function run(o: RunOptions, log: Logger): Promise<number> {
       fds: tap.fds, vnetHdr: tap.vnetHdr, config, log, ...(o.workerFile ? { workerFile: o.workerFile } : {}),
       onFatal: (e) => {
         fatal = e;
-        log.error(`${e.oneLine()}; stopping CMD`);
+        // CMD has no network any more: stop it (and insist if it ignores SIGTERM).
+        log.error('the data plane failed beyond its restart budget; sending SIGTERM to CMD');
         c.kill('SIGTERM');
+        setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
       },
     });
     await pool.start();
