@@ -1,6 +1,7 @@
 // A stand-in data-plane task that speaks src/worker/protocol.ts without touching frames, so the pool's
 // supervision (ready, log forwarding, stats, stop, crash restarts) can be tested on its own.
-// Behaviour is chosen by the task's fd: -1 crash at once; -2 crash after `ready`; -3 never ready.
+// Behaviour is chosen by the task's fd: -1 crash at once; -2 crash after `ready`; -3 never ready;
+// or, for whole-CLI tests with real fds, by TSW_FAKE_WORKER=crash-after-ready in the environment.
 import type { ControlMessage, QueueExit, QueueTask, WorkerMessage } from '../../src/worker/protocol';
 
 export default async function fakeTask(task: QueueTask): Promise<QueueExit> {
@@ -8,7 +9,7 @@ export default async function fakeTask(task: QueueTask): Promise<QueueExit> {
   if (task.fd === -1) throw new Error('fake crash');
   if (task.fd !== -3) post({ type: 'ready', queueIndex: task.queueIndex });
   post({ type: 'log', level: 'info', msg: `fake queue ${task.queueIndex} serving fd ${task.fd}` });
-  if (task.fd === -2) {
+  if (task.fd === -2 || process.env.TSW_FAKE_WORKER === 'crash-after-ready') {
     await new Promise((r) => setTimeout(r, 20));
     throw new Error('fake crash after ready');
   }

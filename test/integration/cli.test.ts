@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CLI, ensureSandbox, lifecycleCli, runCli, sh, spawnIn, HOST, tapMissing, track, waitForLine } from '../helpers/sandbox';
+import { CLI, STANDIN_CLI, ensureSandbox, lifecycleCli, runCli, sh, spawnIn, HOST, tapMissing, track, waitForLine } from '../helpers/sandbox';
 import { spawn } from 'node:child_process';
 
 if (ensureSandbox(__filename)) {
@@ -179,6 +179,15 @@ if (ensureSandbox(__filename)) {
       child.kill(signal);
       assert.equal(await done, expected, `${signal} ${trapped ? 'trapped' : 'default'}`);
     }
+  });
+
+  test('a data plane that keeps crashing stops CMD and exits 70 with one line', { skip: noTap ?? false, timeout: 60_000 }, async () => {
+    // Always the stand-in here: it can be told to crash.
+    const r = await runCli(['run', '--', 'sleep', '1000'], { entry: STANDIN_CLI, env: { ...process.env, TSW_FAKE_WORKER: 'crash-after-ready' } });
+    assert.equal(r.code, 70, r.stderr);
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines.filter((l) => l.includes('restarting its worker')).length, 5);
+    assert.match(lines[lines.length - 1] as string, /^tapswitch: data plane failed 6 times within 60 s, giving up: /);
   });
 
   life('--stats prints a counters table at exit', async () => {
