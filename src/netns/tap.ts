@@ -90,6 +90,10 @@ export function classifyOpenTapError(e: unknown, req: TapTarget & { name: string
       code === 'EBUSY' ? 'another program holds this TAP; stop it or pick another --tap name'
         : 'enter the user namespace that owns the network namespace (--userns PATH)', { cause: e });
   }
+  if (step === 'tunsetiff' && code === 'EINVAL') {
+    return new TapswitchError('ERR_SETUP', `cannot attach to TAP ${req.name} (${detail})`,
+      'it exists with other flags: match its multi-queue setting with --queues (1 for a single-queue TAP)', { cause: e });
+  }
   return new TapswitchError('ERR_SETUP', `cannot set up TAP ${req.name} (${detail})`,
     'run with --log-level debug for details', { cause: e });
 }

@@ -196,6 +196,28 @@ if (ensureSandbox(__filename)) {
     assert.match(r.stderr, /^tapswitch: stats:/m);
   });
 
+  life('attach to a TAP created beforehand (RootlessKit\'s way): served, and left in place afterwards', async () => {
+    const holder = spawnIn(HOST, 'unshare', ['--net', '--', 'sh', '-c', 'echo ready; exec sleep 1000']);
+    await waitForLine(holder, (l) => l === 'ready');
+    const ns = `--net=/proc/${holder.pid}/ns/net`;
+    sh('nsenter', [ns, 'ip', 'tuntap', 'add', 'name', 'tap0', 'mode', 'tap']);
+    // A single-queue TAP refuses a multi-queue attach: a coded error with a hint.
+    const mq = await runCli(['attach', '--queues', '2', String(holder.pid)], { entry });
+    assert.equal(mq.code, 125, mq.stderr);
+    assert.match(mq.stderr, /^tapswitch: cannot attach to TAP tap0 .*--queues/m);
+    const child = track(spawn(process.execPath, [entry, 'attach', '--log-level', 'info', String(holder.pid)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const done = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    for (let i = 0; i < 100 && !stderr.includes('serving tap0'); i++) await new Promise((res) => setTimeout(res, 50));
+    assert.match(stderr, /serving tap0/);
+    assert.match(sh('nsenter', [ns, 'ip', '-o', '-4', 'addr', 'show', 'tap0']), /inet 10\.0\.2\.100\/24/);
+    child.kill('SIGINT');
+    assert.equal(await done, 0, stderr);
+    assert.match(sh('nsenter', [ns, 'ip', '-d', 'link', 'show', 'tap0']), /persist on/);
+    holder.kill('SIGKILL');
+  });
+
   life('attach serves an existing namespace until SIGTERM, configuring tap0', async () => {
     const holder = spawnIn(HOST, 'unshare', ['--net', '--', 'sh', '-c', 'echo ready; exec sleep 1000']);
     await waitForLine(holder, (l) => l === 'ready');
