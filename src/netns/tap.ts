@@ -115,13 +115,14 @@ export function openContainerTap(req: TapRequest, log: Logger, api: NativeApi = 
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { step?: string };
     if (!(req.allowPlainFallback && err.code === 'EINVAL')) throw classifyOpenTapError(e, req);
-    log.warn(`TAP ${req.name} refuses the virtio-net header (${err.step ?? 'openTap'}: EINVAL); `
-      + 'attaching without it: no offloads, lower throughput');
     try {
       result = api.openTap({ ...base, vnetHdr: false, offloads: 0 });
-    } catch (e2) {
-      throw classifyOpenTapError(e2, req);
+    } catch {
+      // Not the header then (e.g. a multi-queue mismatch): report the first failure.
+      throw classifyOpenTapError(e, req);
     }
+    log.warn(`TAP ${req.name} refuses the virtio-net header (${err.step ?? 'openTap'}: EINVAL); `
+      + 'attached without it: no offloads, lower throughput');
   }
   if (result.vnetHdr && (result.offloads & wanted) !== wanted) {
     log.info(`TAP offloads: asked 0x${wanted.toString(16)}, got 0x${result.offloads.toString(16)}`);
