@@ -75,7 +75,7 @@ export function classifyOpenTapError(e: unknown, req: TapTarget & { name: string
   const step = err.step ?? '';
   const detail = `${step || 'openTap'}: ${err.message}`;
   if (step === 'open-tun') return tunError(code, e);
-  if (step.startsWith('setns') || step.startsWith('open-ns') || code === 'ESRCH') {
+  if (step === 'open-userns' || step === 'open-netns' || step.startsWith('setns') || code === 'ESRCH') {
     if (code === 'ENOENT' || code === 'ESRCH') {
       return new TapswitchError('ERR_NO_TARGET', `namespace not found (${detail})`,
         `check that the process or path exists (${req.netns})`, { cause: e });
