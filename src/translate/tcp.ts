@@ -1068,7 +1068,10 @@ export class TcpTranslator implements ProtocolTranslator {
       const finished = (flow.events & TcpEvent.GUEST_FIN) !== 0 && (flow.events & TcpEvent.FIN_ACKED) !== 0 &&
         !reset && flow.pendingWrite > 0;
       if (!finished) {
-        if (reset && typeof sock.resetAndDestroy === 'function' && !sock.connecting) sock.resetAndDestroy();
+        // resetAndDestroy() sends RST, but libuv refuses it (EINVAL) once a shutdown is under way
+        // (we called end() for the guest's FIN), and Node then drops the handle without closing
+        // it: a leaked fd. Plain destroy() then.
+        if (reset && !sock.connecting && !sock.writableEnded) sock.resetAndDestroy();
         else sock.destroy();
       }
     }

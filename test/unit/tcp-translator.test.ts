@@ -879,6 +879,25 @@ test('RST from guest -> host socket reset, flow forgotten', async () => {
   }
 });
 
+test('guest FIN then guest RST: the half-closed host socket is really closed (no leaked handle)', async () => {
+  let host: net.Socket | null = null;
+  let hostClosed = false;
+  const srv = await listen();
+  const h = new Harness(config(), { connect: (o) => { host = net.connect(o); host.on('close', () => { hostClosed = true; }); return host; } });
+  try {
+    const g = await handshake(h, srv.port);
+    g.end();
+    await waitFor(() => srv.conns.length === 1 && host!.writableEnded, 'half-closed');
+    g.send(F.RST | F.ACK);
+    assert.equal(h.tcp.flowCount, 0);
+    await waitFor(() => hostClosed, 'translator socket closed');
+    assert.equal(host!.destroyed, true);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
 test('host reset -> queued data delivered, then RST to guest', async () => {
   const srv = await listen((s) => { s.write('last words', () => setTimeout(() => s.resetAndDestroy(), 20)); });
   const h = new Harness();
@@ -1395,4 +1414,49 @@ test('fuzz: random and mutated segments never throw, flows stay bounded, slots c
     h.close();
     await srv.close();
   }
+});
+
+test('stateful fuzz: hostile segment sequences and timer jumps against live flows keep every invariant', async () => {
+  const srv = await listen((s) => { s.on('data', (b) => { if (b.length % 3 === 0) s.write(b); }); s.write(randomBytes(200_000)); });
+  let fake = 1_000_000;
+  const cmd = fc.oneof(
+    fc.record({
+      k: fc.constant('seg' as const),
+      dSeq: fc.oneof(fc.constant(0), fc.integer({ min: -70000, max: 70000 })),
+      dAck: fc.oneof(fc.constant(0), fc.integer({ min: -70000, max: 70000 })),
+      flags: fc.oneof(fc.constant(F.ACK), fc.constant(F.ACK | F.PSH), fc.constant(F.ACK | F.FIN), fc.integer({ min: 0, max: 255 })),
+      win: fc.oneof(fc.constant(0), fc.constant(65535), fc.integer({ min: 0, max: 65535 })),
+      len: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 3000 }), fc.constant(60000)),
+    }),
+    fc.record({ k: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 5000 }) }),
+    fc.record({ k: fc.constant('yield' as const) }),
+  );
+  await fc.assert(fc.asyncProperty(fc.array(cmd, { minLength: 1, maxLength: 60 }), async (cmds) => {
+    const h = new Harness(config(), { manualTimers: true, now: () => fake, maxRetransmits: 4, idleTimeoutMs: 20_000, closingTimeoutMs: 5_000 });
+    try {
+      const g = await handshake(h, srv.port);
+      g.autoAck = false;
+      for (const c of cmds) {
+        if (c.k === 'tick') { fake += c.ms; h.tcp.runTimers(); }
+        else if (c.k === 'yield') await new Promise((r) => setImmediate(r));
+        else {
+          h.inject(tcpFrame({ sport: g.sport, dport: srv.port, seq: (g.sndNxt + c.dSeq) >>> 0, ack: (g.rcvNxt + c.dAck) >>> 0,
+            flags: c.flags, win: c.win, payload: c.len ? new Uint8Array(c.len) : undefined }));
+          if (c.dSeq === 0 && c.len && (c.flags & (F.SYN | F.RST)) === 0) g.sndNxt = (g.sndNxt + c.len) >>> 0;
+        }
+        assert.equal(h.counters.tcp_internal_error ?? 0, 0);
+        assert.ok(h.tcp.flowCount <= 2);
+        for (const f of h.tcp.flows()) {
+          assert.ok(f.queued >= 0 && f.inFlight >= 0 && f.pendingWrite >= 0, JSON.stringify(f));
+          assert.ok(f.queued <= (4 << 20) + 65536 * 2, `queued ${f.queued}`);
+          assert.ok(f.retainedSlots <= 32);
+          assert.ok(f.rto >= 200 && f.rto <= 60_000, `rto ${f.rto}`);
+        }
+      }
+    } finally {
+      h.close();
+      await waitFor(() => h.dev.slotsInUse === 0, 'slots released');
+    }
+  }), { numRuns: 40 });
+  await srv.close();
 });
