@@ -1067,7 +1067,10 @@ export class TcpTranslator implements ProtocolTranslator {
       // A finished flow whose socket is still flushing keeps flushing: Node closes it itself.
       const finished = (flow.events & TcpEvent.GUEST_FIN) !== 0 && (flow.events & TcpEvent.FIN_ACKED) !== 0 &&
         !reset && flow.pendingWrite > 0;
-      if (!finished) {
+      if (finished) {
+        // Outside the table now: bound its life anyway, in case the host never reads.
+        sock.setTimeout(this.lim.closingTimeoutMs, () => sock.destroy());
+      } else {
         // resetAndDestroy() sends RST, but libuv refuses it (EINVAL) once a shutdown is under way
         // (we called end() for the guest's FIN), and Node then drops the handle without closing
         // it: a leaked fd. Plain destroy() then.

@@ -1371,6 +1371,42 @@ test('inbound: guest MAC unknown at first -> SYN waits for ARP; busy tuple refus
   }
 });
 
+test('churn: 150 flows ending every way (FIN either side first, RST either side, mid-transfer) leave no socket open', async () => {
+  const socks: net.Socket[] = [];
+  const srv = await listen((s) => {
+    s.on('data', () => {});
+    s.on('end', () => s.end());
+    const mode = Number(s.remotePort) % 3;
+    if (mode === 0) s.end(randomBytes(5000));
+    else if (mode === 1) s.write(randomBytes(70000));
+    else setTimeout(() => s.resetAndDestroy(), 5);
+  });
+  const h = new Harness(config(), { lingerMs: 30, tickMs: 5, connect: (o) => { const x = net.connect(o); socks.push(x); return x; } });
+  try {
+    const gs: Guest[] = [];
+    for (let i = 0; i < 150; i++) { const g = new Guest(h, srv.port); g.syn(undefined, 100); gs.push(g); }
+    await waitFor(() => gs.every((g) => g.established), 'all established', 10000);
+    gs.forEach((g, i) => {
+      switch (i % 4) {
+        case 0: g.write(randomBytes(3000)); g.end(); break;          // guest FIN (after data)
+        case 1: g.end(); g.send(F.RST | F.ACK, undefined, g.sndNxt); break; // FIN then RST
+        case 2: g.send(F.RST | F.ACK); break;                          // RST at once
+        default: g.write(randomBytes(100000)); break;                  // keep talking; host decides
+      }
+    });
+    await sleep(300);
+    // Whatever is left: the guest closes too.
+    for (const g of gs) if (!g.rst) g.end();
+    await waitFor(() => h.tcp.flowCount === 0, () => `flows left: ${JSON.stringify(h.tcp.flows().slice(0, 3))}`, 10000);
+    await waitFor(() => socks.every((x) => x.destroyed), () => `open sockets: ${socks.filter((x) => !x.destroyed).length}`, 10000);
+    await waitFor(() => h.dev.slotsInUse === 0, 'slots');
+    assert.equal(h.counters.tcp_internal_error ?? 0, 0);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
 test('fuzz: random and mutated segments never throw, flows stay bounded, slots come back', async () => {
   const srv = await listen((s) => s.on('data', () => {}));
   const h = new Harness(config(), { maxFlows: 64, maxConnecting: 16 });
