@@ -22,6 +22,7 @@ import { TCP_HDR_LEN, TcpFlags, emitTcpHeader, patchTcpHeader, setTcpChecksum } 
 import { GsoType, VNET_HDR_LEN, VnetFlags, emitVnetHeader, emitVnetNone } from '../wire/vnet';
 import type { Counters } from '../wire/frame';
 import { count } from '../wire/frame';
+import { TcpCounters as C } from './tcp-counters';
 import type { GuestSink } from './types';
 
 export const OFF_ETH = VNET_HDR_LEN;
@@ -100,7 +101,7 @@ export class TcpEmitter {
     parts[0] = head;
     const ok = this.sink.send(parts);
     parts.length = 1;
-    if (!ok) count(this.counters, 'tcp_tx_dropped');
+    if (!ok) count(this.counters, C.TX_DROPPED);
     return ok;
   }
 
@@ -137,6 +138,6 @@ export class TcpEmitter {
     this.parts.push(b.subarray(0, io + icmpLen));
     const ok = this.sink.send(this.parts);
     this.parts.length = 1;
-    if (!ok) count(this.counters, 'tcp_tx_dropped');
+    if (!ok) count(this.counters, C.TX_DROPPED);
   }
 }

@@ -53,6 +53,8 @@ import type { Ipv4View } from '../wire/ipv4';
 import { seqDiff, seqGt } from '../wire/seq';
 import { TcpFlags, TcpView, emitSynAckOptions, newTcpSynOptions } from '../wire/tcp';
 import { FlowTable } from './flow-table';
+import { TcpCounters as C } from './tcp-counters';
+export { TcpCounters } from './tcp-counters';
 import { mapDestination } from './host-map';
 import { MAX_SUPERFRAME_PAYLOAD, OFF_TCP, FRAME_HDR_LEN, TcpEmitter, initTemplate } from './tcp-emit';
 import { FlowList, TCP_STATE_NAMES, TcpEvent, TcpFlow, TcpFlowState } from './tcp-flow';
@@ -215,35 +217,35 @@ export class TcpTranslator implements ProtocolTranslator {
     try {
       this.handle(frame, eth, ip);
     } catch (err) {
-      count(this.counters, 'tcp_internal_error');
+      count(this.counters, C.INTERNAL_ERROR);
       if (this.ctx.log.enabled('warn')) this.ctx.log.log('warn', `tcp: internal error: ${(err as Error)?.stack ?? err}`);
     }
   }
 
   private handle(frame: Frame, eth: EthernetView, ip: Ipv4View): void {
     if (this.closed) return;
-    if (ip.isFragment) { count(this.counters, 'tcp_fragment_dropped'); return; }
+    if (ip.isFragment) { count(this.counters, C.FRAGMENT_DROPPED); return; }
     const tcp = this.tcp;
-    if (!tcp.bind(ip.b, ip.payloadOffset, ip.payloadLength)) { count(this.counters, 'tcp_bad_header'); return; }
+    if (!tcp.bind(ip.b, ip.payloadOffset, ip.payloadLength)) { count(this.counters, C.BAD_HEADER); return; }
     const srcPort = tcp.srcPort;
     const dstPort = tcp.dstPort;
     const srcIp = ip.srcAddr;
     const dstIp = ip.dstAddr;
     if (srcPort === 0 || dstPort === 0 || !this.validAddresses(srcIp, dstIp)) {
-      count(this.counters, 'tcp_bad_address');
+      count(this.counters, C.BAD_ADDRESS);
       return;
     }
     const flags = tcp.flags;
     if ((flags & (TcpFlags.SYN | TcpFlags.FIN)) === (TcpFlags.SYN | TcpFlags.FIN) ||
       (flags & (TcpFlags.SYN | TcpFlags.RST)) === (TcpFlags.SYN | TcpFlags.RST)) {
-      count(this.counters, 'tcp_bad_flags');
+      count(this.counters, C.BAD_FLAGS);
       return;
     }
     const flow = this.table.lookup(srcIp, srcPort, dstIp, dstPort);
     if (flow === null) {
       if ((flags & SYN_ONLY_MASK) === TcpFlags.SYN) { this.onSyn(eth, ip, tcp); return; }
-      if (flags & TcpFlags.RST) { count(this.counters, 'tcp_no_flow_rst_ignored'); return; }
-      count(this.counters, 'tcp_no_flow_rst');
+      if (flags & TcpFlags.RST) { count(this.counters, C.NO_FLOW_RST_IGNORED); return; }
+      count(this.counters, C.NO_FLOW_RST);
       this.emit.rstForSegment(eth.b.subarray(eth.srcOffset, eth.srcOffset + 6), srcIp, dstIp, srcPort, dstPort,
         tcp.seqNumber, tcp.ackNumber, (flags & TcpFlags.ACK) !== 0, tcp.segmentLength);
       return;
@@ -275,7 +277,7 @@ export class TcpTranslator implements ProtocolTranslator {
     const dstPort = tcp.dstPort;
     const target = mapDestination(cfg, dstIp, dstPort);
     if (target.kind === 'unreachable') {
-      count(this.counters, 'tcp_unreachable_icmp');
+      count(this.counters, C.UNREACHABLE_ICMP);
       this.emit.icmpUnreachable(eth.b.subarray(eth.srcOffset, eth.srcOffset + 6), cfg.gateway, srcIp,
         IcmpUnreachCode.NET, ip.b.subarray(ip.o, ip.o + ip.hl + 8), ip.hl + 8);
       return;
@@ -307,7 +309,7 @@ export class TcpTranslator implements ProtocolTranslator {
 
     this.table.insert(flow);
     this.connecting.push(flow);
-    count(this.counters, 'tcp_flows_opened');
+    count(this.counters, C.FLOWS_OPENED);
     this.ensureInterval();
 
     let sock: net.Socket;
@@ -317,7 +319,7 @@ export class TcpTranslator implements ProtocolTranslator {
       sock = this.connectFn(copts);
     } catch (err) {
       flow.errorCode = (err as NodeJS.ErrnoException)?.code ?? 'EINVAL';
-      count(this.counters, 'tcp_connect_error');
+      count(this.counters, C.CONNECT_ERROR);
       this.failConnect(flow);
       return;
     }
@@ -357,7 +359,7 @@ export class TcpTranslator implements ProtocolTranslator {
     guestIp >>>= 0;
     remoteIp >>>= 0;
     if (this.table.lookup(guestIp, guestPort, remoteIp, remotePort) !== null) {
-      count(this.counters, 'tcp_inbound_tuple_busy');
+      count(this.counters, C.INBOUND_TUPLE_BUSY);
       return false;
     }
     if (!this.makeRoom()) return false;
@@ -377,8 +379,8 @@ export class TcpTranslator implements ProtocolTranslator {
     flow.onWritten = (err) => this.onWriteDone(flow, err);
     this.table.insert(flow);
     this.connecting.push(flow);
-    count(this.counters, 'tcp_inbound_opened');
-    count(this.counters, 'tcp_flows_opened');
+    count(this.counters, C.INBOUND_OPENED);
+    count(this.counters, C.FLOWS_OPENED);
     this.ensureInterval();
     // A server made without allowHalfOpen would end our write side when the client half-closes.
     (socket as { allowHalfOpen: boolean }).allowHalfOpen = true;
@@ -420,18 +422,18 @@ export class TcpTranslator implements ProtocolTranslator {
     const ackOk = (flags & TcpFlags.ACK) !== 0 && tcp.ackNumber === ((flow.ourIsn + 1) >>> 0);
     if (flags & TcpFlags.RST) {
       // RFC 9293 3.10.7.3: acceptable only if it acknowledges our SYN.
-      if (!ackOk) { count(this.counters, 'tcp_rst_out_of_window'); return; }
-      count(this.counters, 'tcp_inbound_refused');
+      if (!ackOk) { count(this.counters, C.RST_OUT_OF_WINDOW); return; }
+      count(this.counters, C.INBOUND_REFUSED);
       this.forget(flow, 'guest refused', true);
       return;
     }
     if ((flags & TcpFlags.ACK) && !ackOk) {
-      count(this.counters, 'tcp_bad_handshake_ack');
+      count(this.counters, C.BAD_HANDSHAKE_ACK);
       this.emit.rstForSegment(flow.guestMac, flow.guestIp, flow.remoteIp, flow.guestPort, flow.remotePort,
         tcp.seqNumber, tcp.ackNumber, true, tcp.segmentLength);
       return;
     }
-    if (!(flags & TcpFlags.SYN) || !ackOk) { count(this.counters, 'tcp_unexpected_segment'); return; }
+    if (!(flags & TcpFlags.SYN) || !ackOk) { count(this.counters, C.UNEXPECTED_SEGMENT); return; }
     // SYN-ACK: the guest accepted.
     tcp.parseSynOptions(this.synOpts);
     const o = this.synOpts;
@@ -448,7 +450,7 @@ export class TcpTranslator implements ProtocolTranslator {
     flow.rcvAdvEdge = (flow.rcvNxt + Math.min(this.lim.rcvBuf, 0xffff)) >>> 0;
     this.connecting.remove(flow);
     this.setState(flow, TcpFlowState.ESTABLISHED);
-    count(this.counters, 'tcp_connected');
+    count(this.counters, C.CONNECTED);
     flow.sndWnd = tcp.windowLen; // never scaled in a SYN-ACK
     flow.retransmits = 0;
     flow.rto = this.lim.initialRtoMs;
@@ -463,7 +465,7 @@ export class TcpTranslator implements ProtocolTranslator {
     if (this.connecting.size >= this.lim.maxConnecting) {
       const oldest = this.connecting.head;
       if (oldest) {
-        count(this.counters, 'tcp_syn_evicted');
+        count(this.counters, C.SYN_EVICTED);
         this.forget(oldest, 'evicted (too many connecting)', false);
       }
     }
@@ -471,10 +473,10 @@ export class TcpTranslator implements ProtocolTranslator {
       // Finished flows go first, then the oldest connect still in flight; established flows never.
       const old = this.lingering.head ?? this.connecting.head;
       if (old) {
-        count(this.counters, old.state === TcpFlowState.LINGER ? 'tcp_linger_evicted' : 'tcp_syn_evicted');
+        count(this.counters, old.state === TcpFlowState.LINGER ? C.LINGER_EVICTED : C.SYN_EVICTED);
         this.forget(old, 'evicted (table full)', false);
       } else {
-        count(this.counters, 'tcp_syn_flood_dropped');
+        count(this.counters, C.SYN_FLOOD_DROPPED);
         return false;
       }
     }
@@ -490,7 +492,7 @@ export class TcpTranslator implements ProtocolTranslator {
     if (flow.removed || flow.state !== TcpFlowState.CONNECTING) return;
     this.connecting.remove(flow);
     this.setState(flow, TcpFlowState.SYNACK_SENT);
-    count(this.counters, 'tcp_connected');
+    count(this.counters, C.CONNECTED);
     flow.retransmits = 0;
     this.sendSynAck(flow);
     flow.rtxAt = this.clock() + flow.rto;
@@ -512,23 +514,23 @@ export class TcpTranslator implements ProtocolTranslator {
     const code = flow.errorCode;
     switch (code) {
       case 'ECONNREFUSED':
-        count(this.counters, 'tcp_connect_refused');
+        count(this.counters, C.CONNECT_REFUSED);
         this.sendRst(flow, 0, flow.rcvNxt, TcpFlags.RST | TcpFlags.ACK);
         break;
       case 'ENETUNREACH':
-        count(this.counters, 'tcp_connect_unreachable');
+        count(this.counters, C.CONNECT_UNREACHABLE);
         this.sendIcmp(flow, IcmpUnreachCode.NET);
         break;
       case 'EHOSTUNREACH': case 'EHOSTDOWN': case 'ETIMEDOUT':
-        count(this.counters, 'tcp_connect_unreachable');
+        count(this.counters, C.CONNECT_UNREACHABLE);
         this.sendIcmp(flow, IcmpUnreachCode.HOST);
         break;
       case 'EACCES': case 'EPERM':
-        count(this.counters, 'tcp_connect_prohibited');
+        count(this.counters, C.CONNECT_PROHIBITED);
         this.sendIcmp(flow, IcmpUnreachCode.ADMIN_PROHIBITED);
         break;
       default:
-        count(this.counters, 'tcp_connect_error');
+        count(this.counters, C.CONNECT_ERROR);
         this.sendRst(flow, 0, flow.rcvNxt, TcpFlags.RST | TcpFlags.ACK);
     }
     this.forget(flow, `connect failed: ${code}`, false);
@@ -549,12 +551,12 @@ export class TcpTranslator implements ProtocolTranslator {
     if (flags & TcpFlags.SYN) { this.onSynForFlow(flow, eth, ip, tcp); return; }
     switch (flow.state) {
       case TcpFlowState.CONNECTING:
-        count(this.counters, 'tcp_unexpected_segment');
+        count(this.counters, C.UNEXPECTED_SEGMENT);
         return;
       case TcpFlowState.SYNACK_SENT:
-        if (!(flags & TcpFlags.ACK)) { count(this.counters, 'tcp_no_ack'); return; }
+        if (!(flags & TcpFlags.ACK)) { count(this.counters, C.NO_ACK); return; }
         if (tcp.ackNumber !== ((flow.ourIsn + 1) >>> 0)) {
-          count(this.counters, 'tcp_bad_handshake_ack');
+          count(this.counters, C.BAD_HANDSHAKE_ACK);
           this.emit.rstForSegment(flow.guestMac, flow.guestIp, flow.remoteIp, flow.guestPort, flow.remotePort,
             tcp.seqNumber, tcp.ackNumber, true, tcp.segmentLength);
           return;
@@ -568,7 +570,7 @@ export class TcpTranslator implements ProtocolTranslator {
       default:
         break;
     }
-    if (!(flags & TcpFlags.ACK)) { count(this.counters, 'tcp_no_ack'); return; }
+    if (!(flags & TcpFlags.ACK)) { count(this.counters, C.NO_ACK); return; }
     if (!this.processAck(flow, tcp)) return;
     if (flow.removed) return;
     this.processData(flow, frame, tcp);
@@ -600,29 +602,29 @@ export class TcpTranslator implements ProtocolTranslator {
           // RFC 5961 3.2: a RST inside the window but not exact gets a challenge ACK.
           const d = seqDiff(seq, flow.rcvNxt);
           if (d > 0 && d < Math.max(flow.lastAdvWnd, 1)) {
-            count(this.counters, 'tcp_challenge_ack');
+            count(this.counters, C.CHALLENGE_ACK);
             this.sendAck(flow);
           } else {
-            count(this.counters, 'tcp_rst_out_of_window');
+            count(this.counters, C.RST_OUT_OF_WINDOW);
           }
           return;
         }
     }
-    if (!ok) { count(this.counters, 'tcp_rst_out_of_window'); return; }
-    count(this.counters, 'tcp_rst_from_guest');
+    if (!ok) { count(this.counters, C.RST_OUT_OF_WINDOW); return; }
+    count(this.counters, C.RST_FROM_GUEST);
     this.forget(flow, 'guest RST', true);
   }
 
   private onSynForFlow(flow: TcpFlow, eth: EthernetView, ip: Ipv4View, tcp: TcpView): void {
     const flags = tcp.flags;
-    if (flags & TcpFlags.ACK) { count(this.counters, 'tcp_bad_flags'); return; }
+    if (flags & TcpFlags.ACK) { count(this.counters, C.BAD_FLAGS); return; }
     switch (flow.state) {
       case TcpFlowState.CONNECTING:
-        count(this.counters, 'tcp_syn_retransmit_ignored');
+        count(this.counters, C.SYN_RETRANSMIT_IGNORED);
         return;
       case TcpFlowState.SYNACK_SENT:
         if (tcp.seqNumber === flow.guestIsn) {
-          count(this.counters, 'tcp_syn_retransmit');
+          count(this.counters, C.SYN_RETRANSMIT);
           this.sendSynAck(flow);
           return;
         }
@@ -630,7 +632,7 @@ export class TcpTranslator implements ProtocolTranslator {
       case TcpFlowState.ESTABLISHED:
         if ((flow.events & (TcpEvent.GUEST_FIN | TcpEvent.HOST_EOF)) === 0) {
           // RFC 5961 4.2: SYN on a synchronized connection -> challenge ACK.
-          count(this.counters, 'tcp_challenge_ack');
+          count(this.counters, C.CHALLENGE_ACK);
           this.sendAck(flow);
           return;
         }
@@ -638,7 +640,7 @@ export class TcpTranslator implements ProtocolTranslator {
       default:
         break; // LINGER: replace
     }
-    count(this.counters, 'tcp_flow_replaced');
+    count(this.counters, C.FLOW_REPLACED);
     this.forget(flow, 'replaced by a new SYN', true);
     this.onSyn(eth, ip, tcp);
   }
@@ -649,7 +651,7 @@ export class TcpTranslator implements ProtocolTranslator {
     const ackOff = flow.sndUnaOff + seqDiff(ack, flow.seqOf(flow.sndUnaOff));
     if (ackOff > flow.sndMaxOff) {
       // ACK for something never sent (RFC 9293 3.10.7.4): ACK back, drop.
-      count(this.counters, 'tcp_ack_unsent');
+      count(this.counters, C.ACK_UNSENT);
       this.sendAck(flow);
       return false;
     }
@@ -684,7 +686,7 @@ export class TcpTranslator implements ProtocolTranslator {
       // ackOff === sndUna
       if (tcp.payloadLength === 0 && !(tcp.flags & TcpFlags.FIN) && wnd === flow.sndWnd &&
         flow.sndMaxOff > flow.sndUnaOff) {
-        count(this.counters, 'tcp_dup_ack');
+        count(this.counters, C.DUP_ACK);
         if (++flow.dupAcks === 3) this.fastRetransmit(flow);
       }
       flow.sndWnd = wnd;
@@ -709,13 +711,13 @@ export class TcpTranslator implements ProtocolTranslator {
     let start = tcp.payloadOffset;
     const d = seqDiff(flow.rcvNxt, tcp.seqNumber);
     if (d < 0) {
-      count(this.counters, 'tcp_ooo_dropped');
+      count(this.counters, C.OOO_DROPPED);
       this.sendAck(flow); // duplicate ACK, at once: lets the guest fast-retransmit
       return;
     }
     if (d > 0) {
       if (d > len || (d === len && !fin)) {
-        count(this.counters, 'tcp_dup_data');
+        count(this.counters, C.DUP_DATA);
         this.sendAck(flow);
         return;
       }
@@ -724,14 +726,14 @@ export class TcpTranslator implements ProtocolTranslator {
     }
     const room = seqDiff(flow.rcvAdvEdge, flow.rcvNxt);
     if (len > room || this.writesFull(flow)) {
-      count(this.counters, 'tcp_out_of_window');
+      count(this.counters, C.OUT_OF_WINDOW);
       len = this.writesFull(flow) ? 0 : Math.max(room, 0);
       fin = false;
     }
     if (len > 0) {
       if (!this.writeToHost(flow, frame, start, len)) return;
       flow.rcvNxt = (flow.rcvNxt + len) >>> 0;
-      count(this.counters, 'tcp_rx_bytes', len);
+      count(this.counters, C.RX_BYTES, len);
     }
     if (fin) {
       flow.rcvNxt = (flow.rcvNxt + 1) >>> 0;
@@ -752,7 +754,7 @@ export class TcpTranslator implements ProtocolTranslator {
   private writeToHost(flow: TcpFlow, frame: Frame, start: number, len: number): boolean {
     const sock = flow.socket;
     if (sock === null || sock.destroyed || !sock.writable) {
-      count(this.counters, 'tcp_write_closed');
+      count(this.counters, C.WRITE_CLOSED);
       return false;
     }
     let chunk: Uint8Array;
@@ -766,7 +768,7 @@ export class TcpTranslator implements ProtocolTranslator {
       b.set(frame.buf.subarray(start, start + len));
       flow.writes.push(-1, null, len);
       chunk = b;
-      count(this.counters, 'tcp_rx_copied');
+      count(this.counters, C.RX_COPIED);
     }
     flow.pendingWrite += len;
     this.globalPending += len;
@@ -791,7 +793,7 @@ export class TcpTranslator implements ProtocolTranslator {
     if (flow.removed || flow.state !== TcpFlowState.ESTABLISHED || (flow.events & TcpEvent.GUEST_FIN)) return;
     const w = this.rcvWindowBytes(flow);
     if (w - flow.lastAdvWnd >= Math.min(this.lim.rcvBuf >>> 2, 65536) || (flow.lastAdvWnd === 0 && w > 0)) {
-      count(this.counters, 'tcp_window_update');
+      count(this.counters, C.WINDOW_UPDATE);
       this.scheduleAck(flow);
     }
   }
@@ -804,7 +806,7 @@ export class TcpTranslator implements ProtocolTranslator {
     flow.sndq.push(b);
     this.globalQueued += b.length;
     flow.lastSeen = this.coarseNow;
-    count(this.counters, 'tcp_host_rx_bytes', b.length);
+    count(this.counters, C.HOST_RX_BYTES, b.length);
     this.trySend(flow);
     this.updateReading(flow);
   }
@@ -831,7 +833,7 @@ export class TcpTranslator implements ProtocolTranslator {
       return;
     }
     if (hadError || !(flow.events & TcpEvent.HOST_EOF)) {
-      count(this.counters, 'tcp_host_reset');
+      count(this.counters, C.HOST_RESET);
       this.trace(flow, `host socket failed: ${flow.errorCode || 'closed'}`);
       flow.events |= TcpEvent.HOST_RESET | TcpEvent.HOST_EOF;
       if (flow.state !== TcpFlowState.ESTABLISHED) {
@@ -922,13 +924,13 @@ export class TcpTranslator implements ProtocolTranslator {
       }
     }
     flow.ackPending = false;
-    count(this.counters, 'tcp_tx_bytes', len);
+    count(this.counters, C.TX_BYTES, len);
   }
 
   private fastRetransmit(flow: TcpFlow): void {
     const q = flow.sndq;
     const len = Math.min(this.maxSegment(flow), q.endOff - flow.sndUnaOff, Math.max(flow.sndWnd, flow.mss));
-    count(this.counters, 'tcp_fast_retransmits');
+    count(this.counters, C.FAST_RETRANSMITS);
     flow.rttOff = -1;
     if (len > 0) {
       const finNow = (flow.events & TcpEvent.HOST_EOF) !== 0 && flow.sndMaxOff === q.endOff + 1 &&
@@ -989,7 +991,7 @@ export class TcpTranslator implements ProtocolTranslator {
     this.emit.begin();
     this.emit.send(flow.head, flow.ipId, seq, ack, flags, 0, 0, 0, flow.mss);
     flow.ipId = (flow.ipId + 1) & 0xffff;
-    count(this.counters, 'tcp_rst_to_guest');
+    count(this.counters, C.RST_TO_GUEST);
   }
 
   private scheduleAck(flow: TcpFlow): void {
@@ -1014,7 +1016,7 @@ export class TcpTranslator implements ProtocolTranslator {
         if (sock && !sock.destroyed) sock.uncork();
       }
       if (f.ackPending && !f.removed) {
-        try { this.sendAck(f); } catch { count(this.counters, 'tcp_internal_error'); }
+        try { this.sendAck(f); } catch { count(this.counters, C.INTERNAL_ERROR); }
       }
       f.ackPending = false;
     }
@@ -1041,7 +1043,7 @@ export class TcpTranslator implements ProtocolTranslator {
     }
     if ((ev & TcpEvent.GUEST_FIN) && (ev & TcpEvent.FIN_ACKED)) {
       this.setState(flow, TcpFlowState.LINGER);
-      count(this.counters, 'tcp_flows_finished');
+      count(this.counters, C.FLOWS_FINISHED);
       this.lingering.push(flow);
       flow.rtxAt = this.clock() + this.lim.lingerMs;
       this.armTimer(flow);
@@ -1078,7 +1080,7 @@ export class TcpTranslator implements ProtocolTranslator {
         else sock.destroy();
       }
     }
-    count(this.counters, 'tcp_flows_closed');
+    count(this.counters, C.FLOWS_CLOSED);
   }
 
   private setState(flow: TcpFlow, s: TcpFlowState): void {
@@ -1108,7 +1110,7 @@ export class TcpTranslator implements ProtocolTranslator {
     if (want) {
       if (!flow.reading) { flow.reading = true; sock.resume(); }
     } else {
-      if (flow.reading) { flow.reading = false; sock.pause(); count(this.counters, 'tcp_host_paused'); }
+      if (flow.reading) { flow.reading = false; sock.pause(); count(this.counters, C.HOST_PAUSED); }
       if (!globalOk && queued < limit) this.starved.add(flow);
     }
   }
@@ -1161,7 +1163,7 @@ export class TcpTranslator implements ProtocolTranslator {
     try {
       this.wheel.advance(now, this.fireBound);
     } catch (err) {
-      count(this.counters, 'tcp_internal_error');
+      count(this.counters, C.INTERNAL_ERROR);
       if (this.ctx.log.enabled('warn')) this.ctx.log.log('warn', `tcp: timer error: ${(err as Error)?.stack ?? err}`);
     }
     if (this.table.size === 0 && this.interval) { clearInterval(this.interval); this.interval = null; }
@@ -1176,7 +1178,7 @@ export class TcpTranslator implements ProtocolTranslator {
       if (flow.removed) return;
     }
     if (now - flow.lastSeen >= this.idleLimit(flow) && flow.state !== TcpFlowState.CONNECTING) {
-      count(this.counters, 'tcp_idle_timeout');
+      count(this.counters, C.IDLE_TIMEOUT);
       if (flow.state === TcpFlowState.LINGER) this.forget(flow, 'linger idle', false);
       else this.abort(flow, 'idle timeout');
       return;
@@ -1187,25 +1189,25 @@ export class TcpTranslator implements ProtocolTranslator {
   private onProtocolTimer(flow: TcpFlow, now: number): void {
     switch (flow.state) {
       case TcpFlowState.CONNECTING:
-        count(this.counters, 'tcp_connect_timeout');
+        count(this.counters, C.CONNECT_TIMEOUT);
         flow.errorCode = 'ETIMEDOUT';
         this.failConnect(flow);
         return;
       case TcpFlowState.SYNACK_SENT:
         if (++flow.retransmits > this.lim.synAckRetries) {
-          count(this.counters, 'tcp_give_up');
+          count(this.counters, C.GIVE_UP);
           this.abort(flow, 'SYN-ACK not acknowledged');
           return;
         }
         flow.rto = Math.min(flow.rto * 2, this.lim.maxRtoMs);
-        count(this.counters, 'tcp_retransmits');
+        count(this.counters, C.RETRANSMITS);
         this.sendSynAck(flow);
         flow.rtxAt = now + flow.rto;
         return;
       case TcpFlowState.SYN_SENT:
         if (!flow.macKnown) {
           if (now - flow.createdAt >= this.lim.connectTimeoutMs) {
-            count(this.counters, 'tcp_inbound_no_mac');
+            count(this.counters, C.INBOUND_NO_MAC);
             this.forget(flow, 'guest MAC never resolved', true);
             return;
           }
@@ -1213,12 +1215,12 @@ export class TcpTranslator implements ProtocolTranslator {
           return;
         }
         if (++flow.retransmits > this.lim.synAckRetries) {
-          count(this.counters, 'tcp_give_up');
+          count(this.counters, C.GIVE_UP);
           this.forget(flow, 'guest never answered our SYN', true);
           return;
         }
         flow.rto = Math.min(flow.rto * 2, this.lim.maxRtoMs);
-        count(this.counters, 'tcp_retransmits');
+        count(this.counters, C.RETRANSMITS);
         this.sendInboundSyn(flow, now);
         return;
       case TcpFlowState.LINGER: {
@@ -1237,12 +1239,12 @@ export class TcpTranslator implements ProtocolTranslator {
     const outstanding = flow.sndMaxOff > flow.sndUnaOff;
     if (outstanding && !flow.persist) {
       if (++flow.retransmits > this.lim.maxRetransmits) {
-        count(this.counters, 'tcp_give_up');
+        count(this.counters, C.GIVE_UP);
         this.abort(flow, 'too many retransmissions');
         return;
       }
-      count(this.counters, 'tcp_rto_timeouts');
-      count(this.counters, 'tcp_retransmits');
+      count(this.counters, C.RTO_TIMEOUTS);
+      count(this.counters, C.RETRANSMITS);
       flow.rto = Math.min(flow.rto * 2, this.lim.maxRtoMs);
       flow.rttOff = -1;
       flow.dupAcks = 0;
@@ -1258,7 +1260,7 @@ export class TcpTranslator implements ProtocolTranslator {
     }
     if (flow.sndWnd === 0 && q.endOff > flow.sndNxtOff) {
       // Zero-window probe: an ACK one byte below sndUna makes the guest answer with its window.
-      count(this.counters, 'tcp_zero_window_probe');
+      count(this.counters, C.ZERO_WINDOW_PROBE);
       flow.persist = true;
       this.sendFlags(flow, (flow.seqOf(flow.sndUnaOff) - 1) >>> 0, TcpFlags.ACK);
       flow.rto = Math.min(flow.rto * 2, this.lim.maxRtoMs);
