@@ -167,6 +167,7 @@ class Harness {
     });
     // Frames reach the scripted guests asynchronously, as through a real TAP (no re-entrancy).
     this.dev.onSend = (f) => {
+      if (this.lossToGuest > 0 && Math.random() < this.lossToGuest) return; // lost on the way
       const s = parseFrame(f);
       this.out.push(s);
       this.inbox.push(s);
@@ -181,7 +182,14 @@ class Harness {
     for (const s of box) this.guests.get(s.proto === 6 ? s.dport : -1)?.onFrame(s);
   }
 
-  inject(...frames: Uint8Array[]): void { this.dev.inject(...frames); }
+  /** Probability that a frame is lost toward the guest / from the guest (lossy-link tests). */
+  lossToGuest = 0;
+  lossFromGuest = 0;
+
+  inject(...frames: Uint8Array[]): void {
+    if (this.lossFromGuest > 0) frames = frames.filter(() => Math.random() >= this.lossFromGuest);
+    if (frames.length > 0) this.dev.inject(...frames);
+  }
 
   framesTo(port: number): Seg[] { return this.out.filter((s) => s.proto === 6 && s.dport === port); }
 
@@ -1365,6 +1373,33 @@ test('inbound: guest MAC unknown at first -> SYN waits for ARP; busy tuple refus
     assert.equal(h.out.length, 0, 'no SYN without a MAC');
     known = true;
     await waitFor(() => g.established, 'handshake after ARP');
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
+test('lossy link: 3% of frames lost each way, 1 MB each way still arrives intact', async () => {
+  const up = randomBytes(1 << 20);
+  const down = randomBytes(1 << 20);
+  let got = Buffer.alloc(0);
+  const srv = await listen((s) => {
+    s.on('data', (b) => { got = Buffer.concat([got, b]); });
+    s.write(down);
+  });
+  const h = new Harness(config(), { minRtoMs: 20, initialRtoMs: 50, tickMs: 5 });
+  try {
+    const g = new Guest(h, srv.port);
+    g.syn(undefined, 100);
+    await waitFor(() => g.established, 'handshake');
+    h.lossToGuest = 0.03;
+    h.lossFromGuest = 0.03;
+    g.segSize = 16000;
+    g.write(up);
+    await waitFor(() => got.length === up.length && g.recvBytes === down.length,
+      () => `host got ${got.length}, guest got ${g.recvBytes}; ${JSON.stringify(h.counters)}`, 30000);
+    assert.equal(sha(got), sha(up));
+    assert.equal(sha(g.received()), sha(down));
   } finally {
     h.close();
     await srv.close();
