@@ -15,14 +15,18 @@
 // unreachable. Retransmitted SYNs while connecting are ignored.
 //
 // Guest -> host. Only in-order bytes are accepted (seq == rcvNxt, with the already-received front
-// of a retransmission trimmed); anything out of order is dropped and answered with a duplicate
-// ACK, so there is no reassembly queue to bound. Accepted payload is written to the socket without
-// a copy: the receive slot is retained and the slice handed to socket.write(); the write's callback
-// releases the slot. Small payloads, and large ones once a flow already holds many slots, are
-// copied instead, so one slow host socket cannot pin the shared receive slab. Bytes are ACKed as
-// soon as Node has them (one ACK per receive batch, sent from a microtask); the window advertised
-// is the per-flow budget minus bytes still pending in Node, never moving its right edge left.
-// Write completions and 'drain' reopen it with a window update.
+// of a retransmission trimmed); anything out of order is dropped and answered at once with a
+// duplicate ACK (so the guest can fast-retransmit), so there is no reassembly queue to bound.
+// Accepted payload is written to the socket without a copy: the receive slot is retained and the
+// slice handed to socket.write(); the write's callback releases the slot (callbacks come in order,
+// so one bound callback per flow pops a small ring: no closure per write). Payloads under
+// copyBelow, and any payload once the flow already pins maxRetainedSlots, are copied instead, so a
+// slow host socket cannot pin the shared receive slab. The socket is corked while a receive batch
+// is processed and uncorked in the microtask that follows it: a batch of segments is one writev.
+// The same microtask sends one ACK per flow per batch. Bytes are ACKed as soon as Node holds them;
+// the window advertised is min(per-flow budget, global budget) minus bytes still pending in Node,
+// scaled by our shift, never moving its right edge left. Write completions and 'drain' reopen it
+// with a window update. Data beyond the advertised edge is trimmed.
 //
 // Host -> guest. Socket 'data' chunks are appended to the flow's send queue and kept until ACKed.
 // We send what the guest's window allows, in superframes of up to ~64 KiB (one frame with a GSO
@@ -35,14 +39,21 @@
 //
 // Closing. Guest FIN -> socket.end(); socket 'end' -> our FIN after the last queued byte. When the
 // guest has sent its FIN and ACKed ours, the flow lingers briefly (to re-ACK a retransmitted FIN)
-// and is forgotten. Guest RST -> resetAndDestroy() and forget. Host reset -> deliver what is queued,
-// then RST. Segments for unknown tuples get a RST (RFC 9293 3.10.7.1).
+// and is forgotten. Guest RST -> resetAndDestroy() (plain destroy() once end() was called: libuv
+// cannot reset a socket that is shutting down) and forget. Host failure -> deliver what is queued,
+// then RST. Segments for unknown tuples get a RST (RFC 9293 3.10.7.1); RSTs never get one.
 //
-// Bounds. At most maxFlows flows, at most maxConnecting of them still connecting: a SYN beyond the
-// connecting bound evicts the oldest connecting flow (silently: the guest will retransmit that SYN),
-// so a SYN flood to black holes cannot lock out a legitimate connection; a SYN with the table full
-// evicts the oldest lingering flow or is dropped. Every flow has exactly one timer entry on a coarse
-// wheel; idle flows time out (established, half-closed) and nothing ever throws out of onPacket.
+// Port forwarding. openInbound() takes a host socket already accepted and opens the flow from our
+// side: SYN to the guest (after ARP if its MAC is unknown), retransmitted with backoff; the guest's
+// SYN-ACK establishes it, its RST (or silence) resets the host client. From then on an inbound flow
+// is like any other.
+//
+// Bounds. At most maxFlows flows, at most maxConnecting of them with a handshake in flight. A SYN
+// beyond the connecting bound evicts the oldest connecting flow (silently: the guest retransmits
+// that SYN), so a SYN flood to black holes cannot lock out a legitimate connection. With the table
+// full, a SYN evicts the oldest lingering flow, else the oldest connecting one, else it is dropped:
+// established flows are never evicted. Every flow has exactly one timer entry on a coarse wheel;
+// idle flows time out (established, half-closed); nothing ever throws out of onPacket.
 import * as net from 'node:net';
 import { randomFillSync } from 'node:crypto';
 import { ipv4ToString } from '../wire/addr';

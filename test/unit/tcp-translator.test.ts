@@ -13,6 +13,8 @@ import type { Counters, Frame } from '../../src/wire/frame';
 import type { GuestSink, Logger, TranslatorContext } from '../../src/translate/types';
 import type { DataPlaneConfig } from '../../src/worker/protocol';
 import { TcpTranslator, type TcpTranslatorOptions } from '../../src/translate/tcp';
+import { TimerWheel, type WheelEntry } from '../../src/translate/tcp-timers';
+import { FlowTable, type FlowEntry } from '../../src/translate/flow-table';
 
 const GUEST = 0x0a000264; // 10.0.2.100
 const GATEWAY = 0x0a000202; // 10.0.2.2
@@ -1530,4 +1532,70 @@ test('stateful fuzz: hostile segment sequences and timer jumps against live flow
     }
   }), { numRuns: 40 });
   await srv.close();
+});
+
+// ------------------------------------------------------------------------------------------------
+// The data structures underneath
+
+interface TE extends WheelEntry { id: number; fired: number[] }
+function te(id: number): TE { return { id, fired: [], timerAt: 0, wheelTick: -1, wheelPrev: null, wheelNext: null }; }
+
+test('timer wheel: fires at deadlines (also beyond one revolution), lazy moves, cancel and reschedule inside callbacks', () => {
+  const w = new TimerWheel<TE>(10, 0, 16); // 16 slots x 10 ms = 160 ms per revolution
+  const a = te(1), b = te(2), c = te(3), d = te(4);
+  w.schedule(a, 25);
+  w.schedule(b, 1000); // six revolutions away
+  w.schedule(c, 50);
+  w.schedule(c, 500); // moved later: lazy, fires early and re-links
+  w.schedule(d, 40);
+  const fired: Array<[number, number]> = [];
+  let now = 0;
+  const fire = (e: TE) => {
+    fired.push([e.id, now]);
+    if (e.id === 4) { w.cancel(c); w.schedule(e, now + 100); } // cancel another, re-arm itself
+  };
+  for (now = 0; now <= 1200; now += 5) w.advance(now, fire);
+  const want: Array<[number, number]> = [[1, 30]];
+  for (let t = 40; t <= 1200; t += 100) { if (t > 1000 && !want.some(([id]) => id === 2)) want.push([2, 1000]); want.push([4, t]); }
+  assert.deepEqual(fired, want);
+  for (const [id, at] of fired) {
+    if (id === 1) assert.ok(at >= 25 && at < 40);
+    if (id === 2) assert.ok(at >= 1000 && at < 1020, `b at ${at}`);
+  }
+  assert.ok(!fired.some(([id]) => id === 3), 'cancelled');
+  // A long stall: one advance() catches up.
+  const e = te(5);
+  w.schedule(e, now + 50);
+  w.advance(now + 100_000, (x) => fired.push([x.id, now]));
+  assert.equal(fired.at(-1)![0], 5);
+});
+
+interface FE extends FlowEntry { tag: string }
+function fe(g: number, gp: number, r: number, rp: number): FE {
+  return { guestIp: g, guestPort: gp, remoteIp: r, remotePort: rp, hashNext: null, allPrev: null, allNext: null, tag: `${gp}/${rp}` };
+}
+
+test('flow table: lookup by exact tuple, removal anywhere in a chain, bounded, insertion order kept', () => {
+  const t = new FlowTable<FE>(4); // 16 buckets
+  const xs: FE[] = [];
+  // Many tuples in 16 buckets: chains are guaranteed.
+  const big = new FlowTable<FE>(2000);
+  for (let i = 0; i < 2000; i++) { const x = fe(GUEST, 10000 + i, GATEWAY, 80); xs.push(x); assert.ok(big.insert(x)); }
+  assert.equal(big.insert(fe(GUEST, 1, GATEWAY, 80)), false, 'at capacity');
+  for (let i = 0; i < 2000; i += 3) assert.ok(big.remove(xs[i]!));
+  for (let i = 0; i < 2000; i++) {
+    const got = big.lookup(GUEST, 10000 + i, GATEWAY, 80);
+    assert.equal(got, i % 3 === 0 ? null : xs[i]);
+  }
+  assert.equal(big.lookup(GUEST, 10001, GATEWAY, 81), null, 'port differs');
+  assert.equal(big.lookup(GUEST + 1, 10001, GATEWAY, 80), null, 'address differs');
+  assert.deepEqual(big.toArray().slice(0, 3).map((x) => x.tag), ['10001/80', '10002/80', '10004/80']);
+  assert.equal(t.first(), null);
+  const a = fe(1, 1, 2, 2), b = fe(1, 1, 2, 3);
+  t.insert(a); t.insert(b);
+  assert.equal(t.first(), a);
+  t.remove(a);
+  assert.equal(t.first(), b);
+  assert.equal(t.remove(a), false);
+  assert.equal(t.size, 1);
 });
