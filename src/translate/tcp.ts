@@ -48,7 +48,8 @@
 // SYN-ACK establishes it, its RST (or silence) resets the host client. From then on an inbound flow
 // is like any other.
 //
-// Bounds. At most maxFlows flows, at most maxConnecting of them with a handshake in flight. A SYN
+// Bounds. At most maxFlows flows, at most maxConnecting of them with a handshake in flight (host
+// connect pending, or our SYN-ACK / inbound SYN not yet acknowledged by the guest). A SYN
 // beyond the connecting bound evicts the oldest connecting flow (silently: the guest retransmits
 // that SYN), so a SYN flood to black holes cannot lock out a legitimate connection. With the table
 // full, a SYN evicts the oldest lingering flow, else the oldest connecting one, else it is dropped:
@@ -218,7 +219,7 @@ export class TcpTranslator implements ProtocolTranslator {
 
   get flowCount(): number { return this.table.size; }
 
-  /** Flows whose host connect is in flight. */
+  /** Flows whose handshake is still in flight (host connect, our SYN-ACK, or our inbound SYN). */
   get connectingCount(): number { return this.connecting.size; }
 
   // ---------------------------------------------------------------------------------------------
@@ -501,7 +502,8 @@ export class TcpTranslator implements ProtocolTranslator {
 
   private onHostConnected(flow: TcpFlow): void {
     if (flow.removed || flow.state !== TcpFlowState.CONNECTING) return;
-    this.connecting.remove(flow);
+    // Still embryonic (on the connecting list) until the guest ACKs our SYN-ACK: a flood of SYNs
+    // that never complete the handshake must stay within maxConnecting, not fill the table.
     this.setState(flow, TcpFlowState.SYNACK_SENT);
     count(this.counters, C.CONNECTED);
     flow.retransmits = 0;
@@ -588,6 +590,7 @@ export class TcpTranslator implements ProtocolTranslator {
   }
 
   private established(flow: TcpFlow, tcp: TcpView): void {
+    this.connecting.remove(flow);
     this.setState(flow, TcpFlowState.ESTABLISHED);
     flow.sndWnd = tcp.windowLen << flow.guestShift;
     flow.retransmits = 0;

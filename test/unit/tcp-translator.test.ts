@@ -1081,6 +1081,27 @@ test('SYN flood to a black hole stays bounded; a legitimate flow still works', a
   }
 });
 
+test('half-open SYN flood (host accepts, guest never ACKs our SYN-ACK) stays within maxConnecting; a legit flow works', async () => {
+  const srv = await listen((s) => s.end('hi'));
+  const h = new Harness(config(), { maxConnecting: 32, maxFlows: 128 });
+  try {
+    for (let i = 0; i < 600; i++) {
+      h.inject(tcpFrame({ sport: 30000 + i, dport: srv.port, seq: i * 7919, flags: F.SYN, options: synOptions() }));
+      if (i % 50 === 0) await sleep(2);
+    }
+    await sleep(100);
+    assert.ok(h.tcp.flowCount <= 32, `flows ${h.tcp.flowCount}`);
+    assert.ok(h.tcp.connectingCount <= 32);
+    assert.ok(h.tcp.flows().some((f) => f.state === 'SYNACK_SENT'), 'half-open flows exist');
+    const g = await handshake(h, srv.port);
+    await waitFor(() => g.finReceived, 'legit data');
+    assert.equal(g.received().toString(), 'hi');
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
 test('table full of established flows: new SYNs dropped and counted, nothing evicted', async () => {
   const srv = await listen();
   const h = new Harness(config(), { maxFlows: 8, maxConnecting: 8 });
