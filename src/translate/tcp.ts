@@ -806,7 +806,11 @@ export class TcpTranslator implements ProtocolTranslator {
   private maybeWindowUpdate(flow: TcpFlow): void {
     if (flow.removed || flow.state !== TcpFlowState.ESTABLISHED || (flow.events & TcpEvent.GUEST_FIN)) return;
     const w = this.rcvWindowBytes(flow);
-    if (w - flow.lastAdvWnd >= Math.min(this.lim.rcvBuf >>> 2, 65536) || (flow.lastAdvWnd === 0 && w > 0)) {
+    // What the guest may still send under the window it last saw: only when that runs short, and
+    // the window would at least double, is an update worth a frame (else every write completion
+    // would cost one).
+    const left = Math.max(0, seqDiff(flow.rcvAdvEdge, flow.rcvNxt));
+    if (left < (this.lim.rcvBuf >>> 1) && w - left >= Math.max(left, Math.min(this.lim.rcvBuf >>> 2, 65536))) {
       count(this.counters, C.WINDOW_UPDATE);
       this.scheduleAck(flow);
     }
