@@ -772,7 +772,9 @@ export class TcpTranslator implements ProtocolTranslator {
       return false;
     }
     let chunk: Uint8Array;
-    if (len >= this.lim.copyBelow && flow.retainedSlots < this.lim.maxRetainedSlots) {
+    // slot < 0: a frame assembled in a reused buffer (the router's gather frame), not a receive
+    // slot that can be retained: always copy.
+    if (frame.slot >= 0 && len >= this.lim.copyBelow && flow.retainedSlots < this.lim.maxRetainedSlots) {
       frame.owner.retain(frame.slot);
       flow.retainedSlots++;
       flow.writes.push(frame.slot, frame.owner, len);

@@ -908,6 +908,30 @@ test('guest FIN then guest RST: the half-closed host socket is really closed (no
   }
 });
 
+test('a frame without a receive slot (slot -1, reused buffer) is copied, never written zero-copy', async () => {
+  let got = Buffer.alloc(0);
+  const srv = await listen((s) => s.on('data', (b) => { got = Buffer.concat([got, b]); }));
+  const h = new Harness();
+  try {
+    const g = await handshake(h, srv.port);
+    const payload = randomBytes(10000);
+    const f = tcpFrame({ sport: g.sport, dport: srv.port, seq: g.sndNxt, ack: g.rcvNxt, flags: F.ACK | F.PSH, payload });
+    const buf = Uint8Array.from(f);
+    const eth = new EthernetView();
+    const ip = new Ipv4View();
+    assert.ok(eth.bind(buf, 10, buf.length - 10) && ip.bind(buf, eth.payloadOffset, eth.payloadLength));
+    const noOwner = { retain: () => { throw new Error('must not retain'); }, release: () => {} };
+    h.tcp.onPacket({ buf, off: 0, len: buf.length, slot: -1, owner: noOwner }, eth, ip);
+    buf.fill(0); // the buffer is reused at once
+    await waitFor(() => got.length === payload.length, 'data');
+    assert.equal(sha(got), sha(payload));
+    assert.equal(h.counters.tcp_internal_error ?? 0, 0);
+  } finally {
+    h.close();
+    await srv.close();
+  }
+});
+
 test('host reset -> queued data delivered, then RST to guest', async () => {
   const srv = await listen((s) => { s.write('last words', () => setTimeout(() => s.resetAndDestroy(), 20)); });
   const h = new Harness();
