@@ -5,6 +5,7 @@ import {
   computeRatios, escapeXml, formatFactor, formatQueues, formatRatios, formatTable, METRICS, niceMax, ratioOf, renderSvg,
   type BenchDoc, type ConfigInfo, type ResultRow,
 } from '../../bench/report';
+import { selfTimes, selfTimesByFile, type CpuProfile } from '../../bench/profile';
 
 function row(config: string, metric: string, value: number): ResultRow {
   return { config, metric, value, unit: METRICS.find((m) => m.id === metric)?.unit ?? '', samples: [value] };
@@ -111,5 +112,33 @@ describe('bench: SVG', () => {
     assert.equal(niceMax(0.7), 1);
     assert.equal(niceMax(2.3), 2.5);
     assert.equal(niceMax(0), 1);
+  });
+});
+
+describe('bench: CPU profile summary', () => {
+  // A tiny hand-made .cpuprofile: root -> a (file x.js) -> b; samples charge the interval after each sample.
+  const prof: CpuProfile = {
+    startTime: 0,
+    endTime: 10_000,
+    nodes: [
+      { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1, columnNumber: -1 }, children: [2, 4] },
+      { id: 2, callFrame: { functionName: 'a', url: 'file:///repo/dist/x.js', lineNumber: 9, columnNumber: 0 }, children: [3] },
+      { id: 3, callFrame: { functionName: 'writev', url: '', lineNumber: -1, columnNumber: -1 } },
+      { id: 4, callFrame: { functionName: '(idle)', url: '', lineNumber: -1, columnNumber: -1 } },
+    ],
+    samples: [2, 3, 3, 4],
+    timeDeltas: [0, 1000, 3000, 4000],
+  };
+
+  test('self time per function from samples and time deltas, with locations relative to the root', () => {
+    const rows = selfTimes(prof, '/repo/');
+    const by = new Map(rows.map((r) => [r.name, r]));
+    assert.equal(by.get('a')?.ms, 1);
+    assert.equal(by.get('a')?.location, 'dist/x.js:10');
+    assert.equal(by.get('writev')?.ms, 7);
+    assert.equal(by.get('(idle)')?.ms, 2.5, 'the last sample gets the mean interval');
+    assert.equal(rows[0]?.name, 'writev');
+    const files = selfTimesByFile(rows);
+    assert.deepEqual(files.map((f) => f.file), ['(native)', '(idle)', 'dist/x.js']);
   });
 });
