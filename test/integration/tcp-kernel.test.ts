@@ -99,6 +99,25 @@ async function echo() {
   out({ check: 'echo', hello, ok, rttUs: us.toFixed(0) });
   s.end();
 }
+async function slowReader() {
+  // Stop reading for a while: the guest kernel's window closes (zero window, persist probes),
+  // then reopens when the application reads again.
+  const s = await connect('${OUTSIDE_ADDR}', sendPort);
+  const h = crypto.createHash('sha256');
+  let n = 0; let pre = Buffer.alloc(0); let first = null;
+  s.pause();
+  await new Promise((r) => setTimeout(r, 1500));
+  s.resume();
+  await new Promise((resolve, reject) => {
+    s.on('data', (d) => {
+      if (first === null) { pre = Buffer.concat([pre, d]); const i = pre.indexOf(10); if (i < 0) return; first = 1; d = pre.subarray(i + 1); }
+      h.update(d); n += d.length;
+    });
+    s.on('end', resolve); s.on('error', reject);
+  });
+  const w = crypto.createHash('sha256'); for (let o = 0; o < DOWN; o += MB) w.update(det(o, Math.min(MB, DOWN - o)));
+  out({ check: 'slow', n, ok: h.digest('hex') === w.digest('hex') });
+}
 async function refused() {
   try { await connect('10.0.2.2', closedPort); out({ check: 'refused', code: 'connected?!' }); }
   catch (e) { out({ check: 'refused', code: e.code }); }
@@ -125,6 +144,7 @@ async function parallel() {
 (async () => {
   await Promise.all([upload(), download()]);
   await echo();
+  await slowReader();
   await refused();
   await unreachable();
   await parallel();
@@ -224,6 +244,8 @@ if (ensureSandbox(__filename)) {
       assert.equal(down.n, 24 * MB);
       assert.equal(down.got, down.want, 'download SHA-256');
       assert.equal(res.get('echo')!.ok, 200);
+      assert.equal(res.get('slow')!.ok, true, 'a reader that stalls and resumes gets every byte');
+      assert.ok((counters.tcp_zero_window_probe ?? 0) + (counters.tcp_host_paused ?? 0) > 0);
       assert.equal(res.get('refused')!.code, 'ECONNREFUSED');
       assert.equal(res.get('unreachable')!.code, 'ENETUNREACH');
       assert.equal(res.get('parallel')!.ok, 20);
