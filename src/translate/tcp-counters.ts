@@ -107,6 +107,8 @@ export const TcpCounters = {
   GIVE_UP: 'tcp_give_up',
   /** flows reset or forgotten after idling */
   IDLE_TIMEOUT: 'tcp_idle_timeout',
+  /** bare ACKs that keep an idle inbound flow on its TAP queue (multiQueue) */
+  QUEUE_PIN_ACK: 'tcp_queue_pin_ack',
   /** exceptions caught at the packet/timer boundary (should stay 0) */
   INTERNAL_ERROR: 'tcp_internal_error',
 } as const;

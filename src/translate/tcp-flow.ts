@@ -238,6 +238,8 @@ export class TcpFlow implements FlowEntry, WheelEntry {
 
   createdAt = 0;
   lastSeen = 0;
+  /** Last frame we sent for this flow (coarse clock). */
+  lastTx = 0;
   ackPending = false;
 
   /** Bound once: the host socket's write callback. */

@@ -109,6 +109,17 @@ export interface TcpTranslatorOptions {
   copyBelow?: number;
   /** Pending socket writes per flow beyond which segments are dropped unACKed (default 4096). */
   maxPendingWrites?: number;
+  /**
+   * The TAP has several queues (one worker each). The kernel steers a flow's frames to the queue
+   * that last wrote it, but forgets after 3 s without writes and falls back to a hash of the flow.
+   * Outbound flows live on that hash queue anyway (their SYN came through it); an inbound flow
+   * (port forward) lives on the queue that accepted it, so while idle it sends a bare ACK every
+   * queuePinMs to keep the kernel's entry, else the guest's next segment could reach a worker that
+   * does not know the flow and answers RST. Default false (one queue).
+   */
+  multiQueue?: boolean;
+  /** Refresh interval for multiQueue (default 2000 ms; the kernel's entries expire after 3 s). */
+  queuePinMs?: number;
   /** Clock in ms (default performance.now). */
   now?: () => number;
   /** Do not start an interval: the caller drives timers with runTimers() (tests). */
@@ -118,7 +129,7 @@ export interface TcpTranslatorOptions {
 }
 
 type Required2<T> = { [K in keyof T]-?: T[K] };
-type Limits = Required2<Omit<TcpTranslatorOptions, 'now' | 'manualTimers' | 'connect'>>;
+type Limits = Required2<Omit<TcpTranslatorOptions, 'now' | 'manualTimers' | 'connect' | 'multiQueue'>>;
 
 export const TCP_DEFAULTS: Limits = {
   maxFlows: 4096,
@@ -141,6 +152,7 @@ export const TCP_DEFAULTS: Limits = {
   maxRetainedSlots: 32,
   copyBelow: 2048,
   maxPendingWrites: 4096,
+  queuePinMs: 2000,
 };
 
 /** A flow as seen from outside (tests, stats). */
@@ -182,6 +194,7 @@ export class TcpTranslator implements ProtocolTranslator {
   private isnLeft = 0;
   private interval: NodeJS.Timeout | null = null;
   private readonly manualTimers: boolean;
+  private readonly multiQueue: boolean;
   private coarseNow: number;
   private closed = false;
   /** Bytes queued toward the guest over all flows / pending in Node toward hosts. */
@@ -210,6 +223,7 @@ export class TcpTranslator implements ProtocolTranslator {
     this.clock = opts.now ?? (() => performance.now());
     this.connectFn = opts.connect ?? ((o) => net.connect(o));
     this.manualTimers = opts.manualTimers ?? false;
+    this.multiQueue = opts.multiQueue ?? false;
     this.coarseNow = this.clock();
     this.table = new FlowTable<TcpFlow>(Math.max(1, lim.maxFlows));
     this.wheel = new TimerWheel<TcpFlow>(Math.max(1, lim.tickMs), this.coarseNow);
@@ -944,6 +958,7 @@ export class TcpTranslator implements ProtocolTranslator {
       }
     }
     flow.ackPending = false;
+    flow.lastTx = this.coarseNow;
     count(this.counters, C.TX_BYTES, len);
   }
 
@@ -1004,6 +1019,7 @@ export class TcpTranslator implements ProtocolTranslator {
     this.emit.begin();
     this.emit.send(flow.head, flow.ipId, seq, flow.rcvNxt, flags, win, 0, 0, flow.mss);
     flow.ipId = (flow.ipId + 1) & 0xffff;
+    flow.lastTx = this.coarseNow;
     if (flags & TcpFlags.ACK) flow.ackPending = false;
   }
 
@@ -1166,8 +1182,12 @@ export class TcpTranslator implements ProtocolTranslator {
   /** Put the flow's one timer at its earliest deadline: protocol timer or idle check. */
   private armTimer(flow: TcpFlow): void {
     if (flow.removed) return;
-    const idleAt = flow.lastSeen + this.idleLimit(flow);
-    const at = flow.rtxAt > 0 && flow.rtxAt < idleAt ? flow.rtxAt : idleAt;
+    let at = flow.lastSeen + this.idleLimit(flow);
+    if (flow.rtxAt > 0 && flow.rtxAt < at) at = flow.rtxAt;
+    if (this.multiQueue && flow.inbound && flow.state === TcpFlowState.ESTABLISHED) {
+      const pinAt = flow.lastTx + this.lim.queuePinMs;
+      if (pinAt < at) at = pinAt;
+    }
     this.wheel.schedule(flow, at);
   }
 
@@ -1196,6 +1216,11 @@ export class TcpTranslator implements ProtocolTranslator {
       flow.rtxAt = 0;
       this.onProtocolTimer(flow, now);
       if (flow.removed) return;
+    }
+    if (this.multiQueue && flow.inbound && flow.state === TcpFlowState.ESTABLISHED &&
+      now - flow.lastTx >= this.lim.queuePinMs) {
+      count(this.counters, C.QUEUE_PIN_ACK);
+      this.sendFlags(flow, flow.seqOf(flow.sndNxtOff), TcpFlags.ACK);
     }
     if (now - flow.lastSeen >= this.idleLimit(flow) && flow.state !== TcpFlowState.CONNECTING) {
       count(this.counters, C.IDLE_TIMEOUT);

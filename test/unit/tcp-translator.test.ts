@@ -1364,6 +1364,37 @@ test('inbound through a pauseOnConnect server without allowHalfOpen: the client 
   }
 });
 
+test('multiQueue: an idle inbound flow refreshes its TAP queue with bare ACKs; outbound flows and single-queue do not', async () => {
+  for (const multiQueue of [true, false]) {
+    const h = new Harness(config(), { multiQueue, queuePinMs: 40, tickMs: 5 });
+    const fwd = await forward(h, 8095);
+    const srv = await listen();
+    const g = new Guest(h, 0, GATEWAY, 8095);
+    try {
+      const client = net.connect({ host: '127.0.0.1', port: fwd.port });
+      client.on('error', () => {});
+      await waitFor(() => g.established, 'inbound handshake');
+      const out = await handshake(h, srv.port);
+      const n0 = h.framesTo(8095).length;
+      const o0 = h.framesTo(out.sport).length;
+      await sleep(250);
+      const pins = h.framesTo(8095).slice(n0).filter((x) => x.flags === F.ACK && x.payload.length === 0);
+      if (multiQueue) {
+        assert.ok(pins.length >= 3, `pin ACKs: ${pins.length}`);
+        assert.ok(pins.every((x) => x.ack === g.sndNxt && x.seq === g.rcvNxt), 'duplicate of the current state');
+      } else {
+        assert.equal(pins.length, 0);
+      }
+      assert.equal(h.framesTo(out.sport).length, o0, 'outbound flow stays quiet');
+      client.destroy();
+    } finally {
+      h.close();
+      await fwd.close();
+      await srv.close();
+    }
+  }
+});
+
 test('inbound: guest refuses (RST) -> host client reset', async () => {
   const h = new Harness();
   const fwd = await forward(h, 8081);
