@@ -7,11 +7,17 @@
 // fd belongs to the process, not the thread, so the queue survives; its flows are lost and the
 // container sees them reset. Restarts are bounded (a crash loop is a bug, not a state to live in):
 // past the budget the pool gives up and reports a fatal error.
+//
+// Port forwards: every host listener lives in queue 0's worker (a socket cannot change threads; the
+// kernel steers a forwarded flow's return frames to the queue we last wrote it on, i.e. queue 0).
+// hostFwd() is the API socket's backend: it turns add/remove/list into requests to that worker and
+// remembers the open forwards, so that a restarted queue-0 worker re-opens them under their ids.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { ControlMessage, DataPlaneConfig, QueueExit, QueueTask, WorkerMessage } from '../worker/protocol';
+import type { HostFwdAddResult, HostFwdBackend, HostFwdEntry, HostFwdRemoveResult, HostFwdRule } from '../portfwd/hostfwd-table';
 import { TapswitchError } from './errors';
 import { isLogLevel, type Logger } from './log';
 
@@ -73,6 +79,10 @@ export class DataPlanePool {
   private fatal: TapswitchError | null = null;
   private nextRequestId = 1;
   private readonly pendingStats = new Map<number, { index: number; resolve: (c: Counters) => void }>();
+  /** hostfwd-* requests awaiting their answer, by requestId. */
+  private readonly pendingFwd = new Map<number, (m: WorkerMessage | null) => void>();
+  /** Forwards open in queue 0's worker (to re-open after a restart). */
+  private readonly forwards = new Map<number, HostFwdRule>();
 
   constructor(options: DataPlanePoolOptions) {
     this.opts = {
@@ -169,8 +179,19 @@ export class DataPlanePool {
       case 'ready':
         q.ready = true;
         this.opts.log.debug(`queue ${q.index}: ready`);
+        if (q.index === 0 && q.restarts > 0 && this.forwards.size > 0) this.reopenForwards();
         this.wakeReadyWaiters();
         break;
+      case 'hostfwd-added':
+      case 'hostfwd-removed':
+      case 'hostfwd-listed': {
+        const pending = this.pendingFwd.get(m.requestId);
+        if (pending) {
+          this.pendingFwd.delete(m.requestId);
+          pending(m);
+        }
+        break;
+      }
       case 'log':
         this.opts.log.log(isLogLevel(m.level) ? m.level : 'info', `queue ${q.index}: ${m.msg}`);
         break;
@@ -211,6 +232,68 @@ export class DataPlanePool {
     this.run(q);
   }
 
+  /** Send a hostfwd-* request to queue 0's worker; null when it is not there or does not answer. */
+  private fwdRequest(make: (requestId: number) => ControlMessage, timeoutMs = 10_000): Promise<WorkerMessage | null> {
+    const q = this.queues[0];
+    if (!q?.port || !q.ready || this.stopping) return Promise.resolve(null);
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingFwd.delete(requestId);
+        resolve(null);
+      }, timeoutMs);
+      this.pendingFwd.set(requestId, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      try {
+        q.port?.postMessage(make(requestId));
+      } catch {
+        this.pendingFwd.delete(requestId);
+        clearTimeout(timer);
+        resolve(null);
+      }
+    });
+  }
+
+  private reopenForwards(): void {
+    const all = [...this.forwards];
+    this.opts.log.warn(`re-opening ${all.length} port forward(s) in the restarted worker`);
+    for (const [id, rule] of all) {
+      void this.fwdRequest((requestId) => ({ type: 'hostfwd-add', requestId, rule, id })).then((m) => {
+        if (m?.type === 'hostfwd-added' && m.result.ok) return;
+        const why = m?.type === 'hostfwd-added' && !m.result.ok ? m.result.reason : 'no answer';
+        this.opts.log.error(`port forward ${id} (${rule.proto} ${rule.hostAddr}:${rule.hostPort}) could not be re-opened: ${why}`);
+        this.forwards.delete(id);
+      });
+    }
+  }
+
+  /** The port-forward backend for the API socket and `run --publish`: listeners in queue 0's worker. */
+  hostFwd(): HostFwdBackend {
+    const unavailable = 'the data plane is not running';
+    return {
+      add: async (rule: HostFwdRule): Promise<HostFwdAddResult> => {
+        const m = await this.fwdRequest((requestId) => ({ type: 'hostfwd-add', requestId, rule }));
+        if (m?.type !== 'hostfwd-added') return { ok: false, reason: unavailable };
+        if (m.result.ok) this.forwards.set(m.result.entry.id, { ...rule, hostPort: m.result.entry.hostPort });
+        return m.result;
+      },
+      remove: async (id: number): Promise<HostFwdRemoveResult> => {
+        const m = await this.fwdRequest((requestId) => ({ type: 'hostfwd-remove', requestId, id }));
+        if (m?.type !== 'hostfwd-removed') return 'failed';
+        if (m.result === 'removed') this.forwards.delete(id);
+        return m.result;
+      },
+      list: async (): Promise<readonly HostFwdEntry[]> => {
+        const m = await this.fwdRequest((requestId) => ({ type: 'hostfwd-list', requestId }));
+        if (m?.type === 'hostfwd-listed') return m.entries;
+        // The worker is restarting: answer from what we know is (being re-)opened.
+        return [...this.forwards].map(([id, rule]) => ({ id, ...rule }));
+      },
+    };
+  }
+
   /** The error that made the pool give up, if any. */
   failure(): TapswitchError | null {
     return this.fatal;
@@ -241,6 +324,8 @@ export class DataPlanePool {
   async stop(): Promise<{ total: Counters; perQueue: Counters[] }> {
     if (!this.stopping) {
       this.stopping = true;
+      for (const done of [...this.pendingFwd.values()]) done(null);
+      this.pendingFwd.clear();
       const stop: ControlMessage = { type: 'stop' };
       await Promise.all(this.queues.map(async (q) => {
         // A task that never said `ready` may still sit in piscina's queue: nothing would answer.

@@ -26,6 +26,12 @@
 //     the gateway: any host-loopback port shows up as gateway:port, which is exactly what the
 //     gateway means (the same rule port forwards use for loopback clients).
 //
+// Port forwards (host -> guest) are the other direction: a host client's datagram arrives at a
+// forward's listener (portfwd/), goes to the guest through emitToGuest() from the client's
+// guest-visible (address, port), and addInbound() records where the guest's answers go. Guest
+// datagrams matching a recorded (guest, port, remote, port) are handed to that callback instead of
+// a host socket of our own; the forwarder owns the flow's lifetime and calls removeInbound().
+//
 // Timers: a flow that has only ever talked to port 53 (DNS) expires after 10 s idle, any other
 // after 60 s; one sweep timer per translator (unref'd) checks. The table is bounded (1024 flows);
 // a new flow beyond that evicts the least recently used one (an intrusive LRU list: a flow moves
@@ -118,6 +124,8 @@ export const UdpCounters = {
   RX_DROP_TOO_BIG: 'udp.rx.drop.too_big',
   RX_DROP_SINK: 'udp.rx.drop.sink',
   ICMP_SENT: 'udp.icmp_errors_sent',
+  FWD_REPLIES: 'udp.fwd.replies',
+  FWD_DROP: 'udp.fwd.drop',
 } as const;
 
 const LOOPBACK = 0x7f000001;
@@ -168,6 +176,15 @@ class UdpFlow {
   }
 }
 
+/** A port-forward flow's way back: guest datagrams to (remoteIp, remotePort) go to `deliver`. */
+interface InboundFlow {
+  readonly guestIp: number;
+  readonly guestPort: number;
+  readonly remoteIp: number;
+  readonly remotePort: number;
+  readonly deliver: (payload: Buffer) => void;
+}
+
 /**
  * The table key: the guest address's low 16 bits and the port, as an int32 (a small integer to
  * V8, so Map lookups do not box a number per datagram). Guests that share the low 16 bits (only
@@ -201,6 +218,9 @@ export class UdpTranslator implements ProtocolTranslator {
   private readonly udp = new UdpView();
   private readonly ring: SendRing;
   private warnedBind = false;
+  /** Port-forward flows by flowKey(guestIp, guestPort); see addInbound(). */
+  private readonly inbound = new Map<number, InboundFlow[]>();
+  private inboundCount = 0;
 
   // Host -> guest: headers are built here; payloads are sent as a second part.
   private readonly hdr = new Uint8Array(HDRS_LEN);
@@ -247,6 +267,7 @@ export class UdpTranslator implements ProtocolTranslator {
     const sfirst = src >>> 24;
     if (sfirst === 0 || sfirst === 127 || sfirst >= 224) { count(c, UdpCounters.TX_DROP_BAD_SOURCE); return; }
     const sport = u.srcPort;
+    if (this.inboundCount !== 0 && this.toInbound(src, sport, dst, dport, ip.b, u.payloadOffset, u.payloadLength)) return;
     const key = flowKey(src, sport);
     const now = this.now();
 
@@ -303,7 +324,69 @@ export class UdpTranslator implements ProtocolTranslator {
     count(c, UdpCounters.TX_BYTES, len);
   }
 
+  /**
+   * A port forward's flow: from now on the guest's datagrams from guestIp:guestPort to
+   * remoteIp:remotePort (the client as the guest sees it) go to `deliver` (a copy of the payload),
+   * not out of a host socket of ours. Replaces an earlier registration of the same tuple.
+   */
+  addInbound(guestIp: number, guestPort: number, remoteIp: number, remotePort: number,
+    deliver: (payload: Buffer) => void): void {
+    guestIp >>>= 0;
+    remoteIp >>>= 0;
+    const key = flowKey(guestIp, guestPort);
+    const list = this.inbound.get(key) ?? [];
+    const i = list.findIndex((f) => f.guestIp === guestIp && f.guestPort === guestPort
+      && f.remoteIp === remoteIp && f.remotePort === remotePort);
+    const flow: InboundFlow = { guestIp, guestPort, remoteIp, remotePort, deliver };
+    if (i >= 0) {
+      list[i] = flow;
+    } else {
+      list.push(flow);
+      this.inboundCount++;
+    }
+    this.inbound.set(key, list);
+  }
+
+  /** Forget a port-forward flow (it expired or its forward was removed). */
+  removeInbound(guestIp: number, guestPort: number, remoteIp: number, remotePort: number): void {
+    guestIp >>>= 0;
+    remoteIp >>>= 0;
+    const key = flowKey(guestIp, guestPort);
+    const list = this.inbound.get(key);
+    if (list === undefined) return;
+    const i = list.findIndex((f) => f.guestIp === guestIp && f.guestPort === guestPort
+      && f.remoteIp === remoteIp && f.remotePort === remotePort);
+    if (i < 0) return;
+    list.splice(i, 1);
+    this.inboundCount--;
+    if (list.length === 0) this.inbound.delete(key);
+  }
+
+  /** Port-forward flows registered with addInbound(). */
+  get inboundFlowCount(): number { return this.inboundCount; }
+
+  private toInbound(src: number, sport: number, dst: number, dport: number, b: Uint8Array, off: number, len: number): boolean {
+    const list = this.inbound.get(flowKey(src, sport));
+    if (list === undefined) return false;
+    for (let i = 0; i < list.length; i++) {
+      const f = list[i]!;
+      if (f.guestIp === (src >>> 0) && f.guestPort === sport && f.remoteIp === (dst >>> 0) && f.remotePort === dport) {
+        count(this.counters, UdpCounters.FWD_REPLIES);
+        // A copy: the receive slot is reused as soon as we return, and the send is asynchronous.
+        try {
+          f.deliver(Buffer.from(b.subarray(off, off + len)));
+        } catch {
+          count(this.counters, UdpCounters.FWD_DROP);
+        }
+        return true;
+      }
+    }
+    return false;
+  }
+
   close(): void {
+    this.inbound.clear();
+    this.inboundCount = 0;
     if (this.sweeper !== null) { clearInterval(this.sweeper); this.sweeper = null; }
     while (this.lruHead !== null) this.closeFlow(this.lruHead, null);
     this.flows.clear();

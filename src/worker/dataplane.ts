@@ -6,6 +6,9 @@
 //                                   TCP / UDP / ICMP translators <--> host sockets
 //   replies built by the router or a translator go back through the switch to the TAP port.
 //
+//   host listeners of port forwards (queue 0's worker only, created on the first add) --> TCP
+//   translator openInbound / UDP translator emitToGuest (portfwd/guest-fwd.ts)
+//
 // Nothing the guest sends may throw out of here: each frame is switched inside a try, and an
 // exception is counted (and logged at debug) rather than ending the batch or the worker.
 import type { Device } from '../link/device';
@@ -20,18 +23,23 @@ import { count, type Counters, type Frame } from '../wire/frame';
 import type { EthernetView } from '../wire/ethernet';
 import type { Ipv4View } from '../wire/ipv4';
 import type { DataPlaneConfig } from './protocol';
+import { createSocketHostFwdBackend, type HostFwdTable } from '../portfwd/hostfwd-table';
+import { GuestForwarding } from '../portfwd/guest-fwd';
 
 export class DataPlane {
   readonly counters: Counters = {};
   private readonly sw: Switch;
   private readonly port: GuardedTapPort;
   private readonly router: Router;
-  private readonly tcp: ProtocolTranslator;
-  private readonly udp: ProtocolTranslator;
+  private readonly tcp: TcpTranslator;
+  private readonly udp: UdpTranslator;
   private readonly icmp: ProtocolTranslator;
+  private readonly config: DataPlaneConfig;
+  private fwd: { table: HostFwdTable; hooks: GuestForwarding } | null = null;
   private closed = false;
 
   constructor(private readonly device: Device, config: DataPlaneConfig, private readonly log: Logger, offloads: boolean) {
+    this.config = config;
     this.sw = new Switch({ counters: this.counters });
     this.router = new Router(config, {
       switch: this.sw,
@@ -61,6 +69,17 @@ export class DataPlane {
     }
   }
 
+  /** The port-forward table (listeners on this worker's loop), created on first use. */
+  hostFwd(): HostFwdTable {
+    if (this.fwd === null) {
+      const hooks = new GuestForwarding({
+        config: this.config, tcp: this.tcp, udp: this.udp, sink: this.router, counters: this.counters, log: this.log,
+      });
+      this.fwd = { table: createSocketHostFwdBackend(hooks), hooks };
+    }
+    return this.fwd.table;
+  }
+
   snapshot(): Counters {
     const d = this.device.counters;
     return {
@@ -74,6 +93,10 @@ export class DataPlane {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.fwd !== null) {
+      void this.fwd.table.closeAll();
+      this.fwd.hooks.close();
+    }
     this.device.close();
     this.tcp.close();
     this.udp.close();

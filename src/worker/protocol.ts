@@ -1,6 +1,7 @@
 // The messages between the control plane (main thread) and a data-plane worker. Plain data only:
 // everything here crosses a MessagePort by structured clone.
 import type { MessagePort } from 'node:worker_threads';
+import type { HostFwdAddResult, HostFwdEntry, HostFwdRemoveResult, HostFwdRule } from '../portfwd/hostfwd-table';
 
 export const LogLevels = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LogLevels)[number];
@@ -48,13 +49,23 @@ export interface QueueExit {
   counters: Record<string, number>;
 }
 
-/** main -> worker */
+/**
+ * main -> worker. The hostfwd-* requests go to the worker that owns the port-forward listeners
+ * (queue 0): a listener's sockets must live on the thread whose translators serve their flows.
+ * `id` on hostfwd-add re-opens a forward under the id it had (after a worker restart).
+ */
 export type ControlMessage =
   | { type: 'stop' }
-  | { type: 'stats'; requestId: number };
+  | { type: 'stats'; requestId: number }
+  | { type: 'hostfwd-add'; requestId: number; rule: HostFwdRule; id?: number }
+  | { type: 'hostfwd-remove'; requestId: number; id: number }
+  | { type: 'hostfwd-list'; requestId: number };
 
 /** worker -> main */
 export type WorkerMessage =
   | { type: 'ready'; queueIndex: number }
   | { type: 'log'; level: LogLevel; msg: string }
-  | { type: 'stats'; requestId: number; counters: Record<string, number> };
+  | { type: 'stats'; requestId: number; counters: Record<string, number> }
+  | { type: 'hostfwd-added'; requestId: number; result: HostFwdAddResult }
+  | { type: 'hostfwd-removed'; requestId: number; result: HostFwdRemoveResult }
+  | { type: 'hostfwd-listed'; requestId: number; entries: HostFwdEntry[] };

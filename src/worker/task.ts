@@ -15,11 +15,26 @@ export default async function runQueue(task: QueueTask): Promise<QueueExit> {
   const ready: WorkerMessage = { type: 'ready', queueIndex: task.queueIndex };
   task.port.postMessage(ready);
 
+  const post = (reply: WorkerMessage): void => {
+    try {
+      task.port.postMessage(reply);
+    } catch { /* stopped meanwhile: nobody is waiting */ }
+  };
+
   return new Promise<QueueExit>((resolve) => {
     task.port.on('message', (m: ControlMessage) => {
       if (m.type === 'stats') {
         const reply: WorkerMessage = { type: 'stats', requestId: m.requestId, counters: plane.snapshot() };
         task.port.postMessage(reply);
+      } else if (m.type === 'hostfwd-add') {
+        const table = plane.hostFwd();
+        void (m.id === undefined ? table.add(m.rule) : table.restore(m.rule, m.id)).then((result) => {
+          post({ type: 'hostfwd-added', requestId: m.requestId, result });
+        });
+      } else if (m.type === 'hostfwd-remove') {
+        void plane.hostFwd().remove(m.id).then((result) => post({ type: 'hostfwd-removed', requestId: m.requestId, result }));
+      } else if (m.type === 'hostfwd-list') {
+        post({ type: 'hostfwd-listed', requestId: m.requestId, entries: [...plane.hostFwd().list()] });
       } else if (m.type === 'stop') {
         plane.close();
         const counters = plane.snapshot();
