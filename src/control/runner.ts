@@ -53,7 +53,7 @@ export function signalExitCode(signal: NodeJS.Signals): number {
   return ExitStatus.SIGNAL_BASE + (os.constants.signals[signal] ?? 0);
 }
 
-function dnsUpstreams(o: CommonOptions, log: Logger): string[] {
+export function dnsUpstreams(o: Pick<CommonOptions, 'dnsForward'>, log: Logger): string[] {
   if (o.dnsForward !== undefined) return [o.dnsForward];
   const { upstreams, skipped } = upstreamsFrom(readHostResolvConf());
   if (skipped.length > 0) log.debug(`DNS: ignoring non-IPv4 host resolvers ${skipped.join(', ')}`);
@@ -86,7 +86,7 @@ export function formatStats(total: Counters, perQueue: Counters[]): string {
   return ['tapswitch: stats:', line(header), ...rows.map(line), ''].join('\n');
 }
 
-function precheck(o: CommonOptions): void {
+export function precheck(o: Pick<CommonOptions, 'workerFile'>): void {
   loadNative();
   const file = o.workerFile ?? defaultWorkerFile();
   if (!fs.existsSync(file)) {
@@ -96,7 +96,7 @@ function precheck(o: CommonOptions): void {
 }
 
 /** Signal handling for the lifetime of one run/attach; returns a function that removes the handlers. */
-function onSignals(handler: (s: NodeJS.Signals) => void): () => void {
+export function onSignals(handler: (s: NodeJS.Signals) => void): () => void {
   for (const s of FORWARDED_SIGNALS) process.on(s, handler);
   return () => {
     for (const s of FORWARDED_SIGNALS) process.off(s, handler);

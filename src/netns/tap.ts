@@ -38,6 +38,11 @@ export interface TapRequest extends TapTarget {
   link?: Native.LinkConfig;
   /** Allow falling back to no vnet header (attaching to a TAP someone else created). */
   allowPlainFallback: boolean;
+  /**
+   * Bring lo and the TAP up (default true). false touches nothing but the TAP's queues: slirp4netns
+   * without -c, whose client (RootlessKit) configures the link itself.
+   */
+  bringUp?: boolean;
 }
 
 export interface OpenedTap {
@@ -103,8 +108,8 @@ export function openContainerTap(req: TapRequest, log: Logger, api: NativeApi = 
     netns: req.netns,
     name: req.name,
     queues: req.queues,
-    loopbackUp: true,
-    up: true,
+    loopbackUp: req.bringUp ?? true,
+    up: req.bringUp ?? true,
     ...(req.userns !== undefined ? { userns: req.userns, usernsOptional: req.usernsOptional ?? false } : {}),
     ...(req.link ? { link: req.link } : {}),
   };
