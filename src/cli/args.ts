@@ -18,6 +18,8 @@ export interface OptionSpec {
 export interface ParsedArgs {
   /** Flag name -> value ("" for boolean flags). Repeated flags: the last one wins. */
   options: Map<string, string>;
+  /** Flag name -> every value given, in order (for repeatable flags such as --publish). */
+  all: Map<string, string[]>;
   positionals: string[];
   /** Everything after `--` (or after the first positional with stopAtPositional). */
   rest: string[];
@@ -34,7 +36,13 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
   opts: { stopAtPositional?: boolean; command?: string } = {}): ParsedArgs {
   const byLong = new Map(specs.map((s) => [s.name, s]));
   const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short as string, s]));
-  const out: ParsedArgs = { options: new Map(), positionals: [], rest: [], sawDoubleDash: false };
+  const out: ParsedArgs = { options: new Map(), all: new Map(), positionals: [], rest: [], sawDoubleDash: false };
+  const set = (name: string, value: string): void => {
+    out.options.set(name, value);
+    const list = out.all.get(name);
+    if (list) list.push(value);
+    else out.all.set(name, [value]);
+  };
 
   let i = 0;
   const takeValue = (spec: OptionSpec, inline: string | undefined, shown: string): string => {
@@ -59,10 +67,10 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
       const spec = byLong.get(name);
       if (!spec) throw usageError(`unknown option --${name}`, opts.command);
       if (spec.value) {
-        out.options.set(spec.name, takeValue(spec, inline, `--${name}`));
+        set(spec.name, takeValue(spec, inline, `--${name}`));
       } else {
         if (inline !== undefined) throw usageError(`option --${name} takes no value`, opts.command);
-        out.options.set(spec.name, '');
+        set(spec.name, '');
       }
       continue;
     }
@@ -71,10 +79,10 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
       const spec = byShort.get(letter);
       if (!spec) throw usageError(`unknown option -${letter}`, opts.command);
       if (spec.value) {
-        out.options.set(spec.name, takeValue(spec, arg.length > 2 ? arg.slice(2) : undefined, `-${letter}`));
+        set(spec.name, takeValue(spec, arg.length > 2 ? arg.slice(2) : undefined, `-${letter}`));
       } else {
         if (arg.length > 2) throw usageError(`unknown option ${arg}`, opts.command);
-        out.options.set(spec.name, '');
+        set(spec.name, '');
       }
       continue;
     }

@@ -3,7 +3,8 @@
 // into an exit status. Every failure ends as one line `tapswitch: <what went wrong>: <what to do>`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_CIDR, DEFAULT_MTU, MAX_MTU, MAX_QUEUES, MIN_MTU, parseCidr, parseDnsForward, parseMtu, parseQueues } from '../control/config';
+import { DEFAULT_CIDR, DEFAULT_MTU, MAX_MTU, MAX_QUEUES, MIN_MTU, parseCidr, parseDnsForward, parseMtu, parseQueues, planNetwork } from '../control/config';
+import { parsePublish } from '../control/publish';
 import { ExitStatus, TapswitchError, toTapswitchError } from '../control/errors';
 import { Logger, LogLevels, isLogLevel, type LogLevel } from '../control/log';
 import type { AttachOptions, CommonOptions, RunOptions } from '../control/runner';
@@ -23,6 +24,8 @@ const COMMON: OptionSpec[] = [
 
 const RUN_OPTIONS: OptionSpec[] = [
   ...COMMON.slice(0, -1),
+  { name: 'publish', short: 'p', value: true, metavar: '[HOSTIP:]HOSTPORT:PORT[/tcp|udp]', help: 'forward a host port (or range, 8000-8010:8000-8010) to the container; repeatable. 127.0.0.1:... is reachable from this host only. A port already taken fails before CMD starts' },
+  { name: 'network', value: true, metavar: 'userspace', help: 'userspace (default); bridge, none, host, container:NAME or a network name use the rootful kernel path' },
   { name: 'map-user-only', value: false, help: 'map only yourself (as root) into the container; needed without /etc/subuid and /etc/subgid ranges' },
   ...COMMON.slice(-1),
 ];
@@ -52,9 +55,10 @@ export function usage(): string {
   return `tapswitch ${version()}: rootless container networking in userspace
 
 Usage:
-  tapswitch run [OPTIONS] [--] CMD [ARGS...]
+  tapswitch run [OPTIONS] [-p [HOSTIP:]HOSTPORT:PORT[/tcp|udp]]... [--] CMD [ARGS...]
       Run CMD in new user+net+mount namespaces whose only way out is tap0, served by tapswitch.
       Inside: tap0 = network+100, default route via network+2, /etc/resolv.conf -> network+3.
+      -p publishes host ports into the container (no root needed).
       tapswitch exits with CMD's status when CMD exits; SIGINT/SIGTERM/SIGHUP are passed to CMD.
   tapswitch attach [OPTIONS] PID
   tapswitch attach [OPTIONS] --netns PATH [--userns PATH]
@@ -95,17 +99,28 @@ function common(p: ParsedArgs): CommonOptions {
   };
 }
 
-/** Options that select `run`'s rootful kernel path (cli/network.ts) instead of the TAP path. */
-const KERNEL_RUN_FLAGS = new Set(['--network', '--net', '--name', '--ip', '--mac', '--mac-address', '--publish', '-p']);
-const VALUED = new Set([...KERNEL_RUN_FLAGS, ...RUN_OPTIONS.filter((o) => o.value).flatMap((o) => [`--${o.name}`, ...(o.short ? [`-${o.short}`] : [])])]);
+/**
+ * Options that select `run`'s rootful kernel path (cli/network.ts) instead of the TAP path:
+ * `--network NAME|bridge|none|host|container:...` (any value but `userspace`) and the flags that only
+ * mean something there. `--publish`/`-p` alone is the userspace path's own port forwarding.
+ */
+const KERNEL_ONLY_FLAGS = new Set(['--name', '--ip', '--mac', '--mac-address']);
+const NETWORK_FLAGS = new Set(['--network', '--net']);
+const VALUED = new Set([...KERNEL_ONLY_FLAGS, ...NETWORK_FLAGS,
+  ...RUN_OPTIONS.filter((o) => o.value).flatMap((o) => [`--${o.name}`, ...(o.short ? [`-${o.short}`] : [])])]);
 
-/** Whether `run`'s options (up to `--` or CMD) name any kernel-path flag. */
+/** Whether `run`'s options (up to `--` or CMD) ask for the kernel path. */
 export function wantsKernelPath(argv: readonly string[]): boolean {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--' || !arg.startsWith('-')) return false;
-    const flag = arg.startsWith('--') && arg.includes('=') ? arg.slice(0, arg.indexOf('=')) : arg;
-    if (KERNEL_RUN_FLAGS.has(flag)) return true;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    if (KERNEL_ONLY_FLAGS.has(flag)) return true;
+    if (NETWORK_FLAGS.has(flag)) {
+      const value = eq > 0 ? arg.slice(eq + 1) : argv[i + 1];
+      if (value !== 'userspace') return true;
+    }
     if (VALUED.has(flag) && flag === arg) i++;
   }
   return false;
@@ -115,7 +130,14 @@ export function parseRun(argv: string[]): RunOptions | 'help' {
   const p = parseArgs(argv, RUN_OPTIONS, { stopAtPositional: true, command: 'run' });
   if (p.options.has('help')) return 'help';
   if (p.rest.length === 0) throw usageError('missing command: use `tapswitch run [OPTIONS] -- CMD [ARGS...]`', 'run');
-  return { ...common(p), command: p.rest, mapUserOnly: p.options.has('map-user-only') };
+  const network = p.options.get('network');
+  if (network !== undefined && network !== 'userspace') {
+    throw usageError(`--network ${network} is the kernel path's (give it before the other options)`, 'run');
+  }
+  const c = common(p);
+  const guest = planNetwork(c.cidr).guest;
+  const publish = (p.all.get('publish') ?? []).flatMap((spec) => parsePublish(spec, guest));
+  return { ...c, command: p.rest, mapUserOnly: p.options.has('map-user-only'), publish };
 }
 
 export function parseAttach(argv: string[]): AttachOptions | 'help' {

@@ -18,6 +18,8 @@ import { checkTunAccess, loadNative, openContainerTap, type OpenedTap } from '..
 import { buildDataPlaneConfig, planNetwork, u32ToIp, type Cidr } from './config';
 import { DataPlanePool, defaultWorkerFile, type Counters } from './dataplane-pool';
 import { ExitStatus, TapswitchError } from './errors';
+import { describeRule } from './publish';
+import type { HostFwdBackend, HostFwdRule } from '../portfwd/hostfwd-table';
 import type { Logger, LogLevel } from './log';
 
 export interface CommonOptions {
@@ -36,6 +38,8 @@ export interface CommonOptions {
 export interface RunOptions extends CommonOptions {
   command: string[];
   mapUserOnly: boolean;
+  /** Port forwards opened before CMD starts (`--publish`). */
+  publish?: HostFwdRule[];
 }
 
 export interface AttachOptions extends CommonOptions {
@@ -101,6 +105,23 @@ export function onSignals(handler: (s: NodeJS.Signals) => void): () => void {
   return () => {
     for (const s of FORWARDED_SIGNALS) process.off(s, handler);
   };
+}
+
+/** Open every `--publish` forward; the first that fails is a clear error (CMD has not started). */
+async function publishAll(backend: HostFwdBackend, rules: readonly HostFwdRule[], log: Logger): Promise<void> {
+  for (const rule of rules) {
+    const r = await backend.add(rule);
+    if (!r.ok) {
+      const taken = /EADDRINUSE|collides/.test(r.reason);
+      const notLocal = /EADDRNOTAVAIL/.test(r.reason);
+      throw new TapswitchError('ERR_SETUP',
+        taken ? `cannot publish ${describeRule(rule)}: host port ${rule.hostPort}/${rule.proto} is already in use`
+          : notLocal ? `cannot publish ${describeRule(rule)}: ${rule.hostAddr} is not an address of this host`
+            : `cannot publish ${describeRule(rule)}: ${r.reason}`,
+        taken ? 'pick another host port, or stop what listens on it' : 'check the --publish value');
+    }
+    log.debug(`published ${describeRule(r.entry)}`);
+  }
 }
 
 export async function run(o: RunOptions, log: Logger): Promise<number> {
@@ -181,6 +202,7 @@ export async function run(o: RunOptions, log: Logger): Promise<number> {
       },
     });
     await pool.start();
+    await publishAll(pool.hostFwd(), o.publish ?? [], log);
     await container.release();
     log.debug('CMD started');
     exit = await container.exited;

@@ -105,7 +105,15 @@ test('run picks the kernel path only for its flags, before CMD', async () => {
   const { wantsKernelPath } = await import('../../src/cli/main');
   assert.equal(wantsKernelPath(['--network', 'x', '--', 'sh']), true);
   assert.equal(wantsKernelPath(['--mtu', '9000', '--network=y', '--', 'sh']), true);
-  assert.equal(wantsKernelPath(['-p', '8080:80', 'sh']), true);
+  // --publish alone is the userspace path's port forwarding (issue 5); --network userspace too.
+  assert.equal(wantsKernelPath(['-p', '8080:80', 'sh']), false);
+  assert.equal(wantsKernelPath(['--publish=8080:80', '-p', '9090:90/udp', '--', 'sh']), false);
+  assert.equal(wantsKernelPath(['--network', 'userspace', '-p', '8080:80', 'sh']), false);
+  assert.equal(wantsKernelPath(['--network=userspace', 'sh']), false);
+  assert.equal(wantsKernelPath(['-p', '8080:80', '--network', 'bridge', 'sh']), true);
+  assert.equal(wantsKernelPath(['--network', 'none', 'sh']), true);
+  assert.equal(wantsKernelPath(['--network=container:x', 'sh']), true);
+  assert.equal(wantsKernelPath(['--name', 'c1', 'sh']), true);
   assert.equal(wantsKernelPath(['--mtu', '9000', '--', 'sh', '--network', 'x']), false);
   assert.equal(wantsKernelPath(['sh', '--network', 'x']), false);
   assert.equal(wantsKernelPath(['--cidr', '10.0.2.0/24', 'ls']), false);
