@@ -212,16 +212,9 @@ export function configColor(c: ConfigInfo): string {
   return c.mtu > 1500 ? pair[1] : pair[0];
 }
 
-interface Panel {
-  title: string;
-  unit: string;
-  metrics: string[];
-}
-
-const PANELS: Panel[] = [
-  { title: 'Throughput (Gbit/s, higher is better)', unit: 'Gbit/s', metrics: ['tcp_c2h_1', 'tcp_h2c_1', 'tcp_c2h_4', 'tcp_h2c_4', 'udp_c2h', 'pf_tcp'] },
-  { title: 'Transactions (thousands per second, higher is better)', unit: 'k/s', metrics: ['rr_rate', 'crr_rate', 'pf_rr32'] },
-];
+/** Metrics charted, one small panel each (its own axis), in this order. */
+export const CHART_METRICS = ['tcp_c2h_1', 'tcp_h2c_1', 'tcp_c2h_4', 'tcp_h2c_4', 'udp_c2h', 'pf_tcp',
+  'rr_rate', 'rr_p50', 'crr_rate', 'pf_rr32', 'cpu_c2h_1', 'cpu_h2c_1'];
 
 /** A nice axis maximum: 1, 2, 2.5 or 5 times a power of ten, at least `v`. */
 export function niceMax(v: number): number {
@@ -231,60 +224,71 @@ export function niceMax(v: number): number {
   return 10 * p;
 }
 
-/** Grouped bar chart, one panel per unit, one bar per configuration in each metric group. */
+function fmtShort(v: number): string {
+  if (v >= 100) return v.toFixed(0);
+  if (v >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+/**
+ * Small multiples: one panel per metric with its own axis; in each, one bar per configuration that
+ * has a row for that metric (a value, or "n/a" text), labelled with its value.
+ */
 export function renderSvg(doc: Pick<BenchDoc, 'results' | 'configs' | 'date' | 'machine'>): string {
   const configs = doc.configs.filter((c) => c.skipped === undefined);
-  const W = 960;
-  const left = 60;
-  const right = 20;
-  const panelH = 260;
+  const cols = 3;
+  const pw = 300;
+  const ph = 190;
+  const gap = 20;
+  const left = 20;
   const top = 50;
-  const legendH = 24 * Math.ceil(configs.length / 4) + 10;
+  const W = left * 2 + cols * pw + (cols - 1) * gap;
   const parts: string[] = [];
-  let y = top;
-  for (const panel of PANELS) {
-    const groups = panel.metrics.filter((id) => configs.some((c) => Number.isFinite(findResult(doc, c.id, id)?.value ?? NaN)));
-    if (groups.length === 0) continue;
-    let max = 0;
-    for (const id of groups) for (const c of configs) max = Math.max(max, findResult(doc, c.id, id)?.value ?? 0);
+  const panels = CHART_METRICS.filter((id) => configs.some((c) => findResult(doc, c.id, id) !== undefined));
+  panels.forEach((id, k) => {
+    const m = metricDef(id) as MetricDef;
+    const px = left + (k % cols) * (pw + gap);
+    const py = top + Math.floor(k / cols) * (ph + gap);
+    const rows = configs.map((c) => ({ c, r: findResult(doc, c.id, id) })).filter((x) => x.r !== undefined);
+    const max = Math.max(0, ...rows.map((x) => (x.r?.value !== undefined && Number.isFinite(x.r.value) ? x.r.value : 0)));
     const axisMax = niceMax(max);
-    const plotH = panelH - 70;
-    const plotTop = y + 24;
-    const plotW = W - left - right;
-    parts.push(`<text x="${left}" y="${y + 12}" font-size="14" font-weight="bold">${escapeXml(panel.title)}</text>`);
-    for (let i = 0; i <= 4; i++) {
-      const gy = plotTop + plotH - (plotH * i) / 4;
-      parts.push(`<line x1="${left}" y1="${gy.toFixed(1)}" x2="${W - right}" y2="${gy.toFixed(1)}" stroke="#ddd"/>`);
-      parts.push(`<text x="${left - 6}" y="${(gy + 4).toFixed(1)}" font-size="11" text-anchor="end">${escapeXml(String(+(axisMax * i / 4).toPrecision(3)))}</text>`);
+    const ax = px + 34;
+    const aw = pw - 40;
+    const plotTop = py + 30;
+    const plotH = ph - 50;
+    parts.push(`<text x="${px}" y="${py + 14}" font-size="11" font-weight="bold">${escapeXml(`${m.label} (${m.unit}, ${m.higherBetter ? 'higher' : 'lower'} better)`)}</text>`);
+    for (let i = 0; i <= 2; i++) {
+      const gy = plotTop + plotH - (plotH * i) / 2;
+      parts.push(`<line x1="${ax}" y1="${gy.toFixed(1)}" x2="${ax + aw}" y2="${gy.toFixed(1)}" stroke="#ddd"/>`);
+      parts.push(`<text x="${ax - 4}" y="${(gy + 4).toFixed(1)}" font-size="10" text-anchor="end">${escapeXml(String(+(axisMax * i / 2).toPrecision(3)))}</text>`);
     }
-    const gw = plotW / groups.length;
-    const bw = Math.max(2, (gw - 16) / configs.length);
-    groups.forEach((id, gi) => {
-      const gx = left + gi * gw + 8;
-      configs.forEach((c, ci) => {
-        const r = findResult(doc, c.id, id);
-        const v = r?.value;
-        const x = gx + ci * bw;
-        if (v === undefined || !Number.isFinite(v)) {
-          parts.push(`<text x="${(x + bw / 2).toFixed(1)}" y="${(plotTop + plotH - 4).toFixed(1)}" font-size="9" text-anchor="middle" fill="#999">n/a</text>`);
-          return;
-        }
-        const h = (plotH * v) / axisMax;
-        parts.push(`<rect x="${x.toFixed(1)}" y="${(plotTop + plotH - h).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${h.toFixed(1)}" fill="${configColor(c)}"><title>${escapeXml(`${c.id} ${metricDef(id)?.label ?? id}: ${formatValue(v, 2)} ${panel.unit}`)}</title></rect>`);
-      });
-      parts.push(`<text x="${(left + gi * gw + gw / 2).toFixed(1)}" y="${(plotTop + plotH + 16).toFixed(1)}" font-size="12" text-anchor="middle">${escapeXml(metricDef(id)?.label ?? id)}</text>`);
+    const bw = rows.length > 0 ? aw / rows.length : aw;
+    rows.forEach(({ c, r }, i) => {
+      const x = ax + i * bw + 2;
+      const w = Math.max(1, bw - 4);
+      const v = r?.value;
+      const cx = (x + w / 2).toFixed(1);
+      if (v === undefined || !Number.isFinite(v)) {
+        parts.push(`<text x="${cx}" y="${(plotTop + plotH - 4).toFixed(1)}" font-size="9" text-anchor="middle" fill="#999"><title>${escapeXml(`${c.id}: ${r?.na ?? 'no value'}`)}</title>n/a</text>`);
+        return;
+      }
+      const h = (plotH * v) / axisMax;
+      const y = plotTop + plotH - h;
+      parts.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" fill="${configColor(c)}"><title>${escapeXml(`${c.id} ${m.label}: ${formatValue(v, m.decimals)} ${m.unit}`)}</title></rect>`);
+      parts.push(`<text x="${cx}" y="${(y - 2).toFixed(1)}" font-size="8" text-anchor="middle">${escapeXml(fmtShort(v))}</text>`);
     });
-    parts.push(`<line x1="${left}" y1="${plotTop + plotH}" x2="${W - right}" y2="${plotTop + plotH}" stroke="#333"/>`);
-    y += panelH;
-  }
+    parts.push(`<line x1="${ax}" y1="${plotTop + plotH}" x2="${ax + aw}" y2="${plotTop + plotH}" stroke="#333"/>`);
+  });
+  const rowsUsed = Math.ceil(panels.length / cols);
+  const ly0 = top + rowsUsed * (ph + gap);
   configs.forEach((c, i) => {
-    const lx = left + (i % 4) * 220;
-    const ly = y + Math.floor(i / 4) * 24;
+    const lx = left + (i % 4) * 235;
+    const ly = ly0 + Math.floor(i / 4) * 22;
     parts.push(`<rect x="${lx}" y="${ly}" width="14" height="14" fill="${configColor(c)}"/>`);
     parts.push(`<text x="${lx + 20}" y="${ly + 12}" font-size="12">${escapeXml(c.id)}</text>`);
   });
-  const H = y + legendH;
-  const sub = `${doc.date} · ${String(doc.machine.cpu ?? '')} · ${String(doc.machine.nproc ?? '')} CPUs · kernel ${String(doc.machine.kernel ?? '')}`;
+  const H = ly0 + 22 * Math.ceil(configs.length / 4) + 10;
+  const sub = `${doc.date} · ${String(doc.machine.cpu ?? '')} · ${String(doc.machine.nproc ?? '')} CPUs · kernel ${String(doc.machine.kernel ?? '')} · bar order as in the legend`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,

@@ -6,6 +6,7 @@
 //   --only LIST    comma-separated systems: tapswitch,slirp4netns,pasta,veth
 //   --quick        short tests (2 s, fewer round trips) for a smoke run
 //   --out DIR      where results go (default bench/results of the source tree)
+//   --render FILE  measure nothing: print the table and rewrite latest.svg from a results JSON
 //
 // Outside the sandbox it installs missing peers (root + apt-get) and re-executes itself inside.
 import * as fs from 'node:fs';
@@ -40,10 +41,11 @@ export interface Options {
   only: SystemName[];
   quick: boolean;
   out: string;
+  render: string | null;
 }
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { duration: 5, repeat: 1, only: [...SYSTEMS], quick: false, out: path.join(SRC_ROOT, 'bench', 'results') };
+  const o: Options = { duration: 5, repeat: 1, only: [...SYSTEMS], quick: false, out: path.join(SRC_ROOT, 'bench', 'results'), render: null };
   let durationSet = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -67,6 +69,8 @@ export function parseArgs(argv: string[]): Options {
       o.quick = true;
     } else if (a === '--out') {
       o.out = path.resolve(val());
+    } else if (a === '--render') {
+      o.render = path.resolve(val());
     } else if (a === '-h' || a === '--help') {
       throw new Error('help');
     } else {
@@ -77,7 +81,7 @@ export function parseArgs(argv: string[]): Options {
   return o;
 }
 
-const USAGE = 'usage: npm run bench -- [--duration S] [--repeat N] [--only tapswitch,slirp4netns,pasta,veth] [--quick] [--out DIR]';
+const USAGE = 'usage: npm run bench -- [--duration S] [--repeat N] [--only tapswitch,slirp4netns,pasta,veth] [--quick] [--out DIR] [--render FILE.json]';
 
 // ---- the plan ----
 
@@ -277,6 +281,22 @@ function iperfVersion(): string {
 
 // ---- main ----
 
+function formatDoc(doc: BenchDoc): string {
+  const o = doc.options;
+  return [
+    '',
+    `tapswitch benchmark, ${doc.date}, ${doc.machine.cpu}, ${doc.machine.nproc} CPUs, kernel ${doc.machine.kernel}, node ${doc.machine.node}`,
+    `duration ${o.duration} s, repeat ${o.repeat}${o.quick ? ', quick' : ''}; peers: ${Object.entries(doc.peers).map(([k, v]) => `${k} ${v}`).join('; ')}`,
+    '',
+    formatTable(doc),
+    '',
+    formatRatios(doc),
+    '',
+    ...doc.notes.map((n) => `note: ${n}`),
+    '',
+  ].join('\n');
+}
+
 function progress(s: string): void {
   process.stderr.write(s);
 }
@@ -386,9 +406,7 @@ async function inside(o: Options, installSkips: Record<string, string>): Promise
   const loadEnd = os.loadavg()[0] ?? 0;
   doc.machine.loadavg1AtEnd = Math.round(loadEnd * 100) / 100;
 
-  process.stdout.write(`\ntapswitch benchmark, ${date}, ${doc.machine.cpu}, ${doc.machine.nproc} CPUs, kernel ${doc.machine.kernel}, node ${doc.machine.node}\n`);
-  process.stdout.write(`duration ${o.duration} s, repeat ${o.repeat}${o.quick ? ', quick' : ''}; peers: ${Object.entries(peers).map(([k, v]) => `${k} ${v}`).join('; ')}\n\n`);
-  process.stdout.write(`${formatTable(doc)}\n\n${formatRatios(doc)}\n\n${notes.map((n) => `note: ${n}`).join('\n')}\n`);
+  process.stdout.write(formatDoc(doc));
 
   fs.mkdirSync(o.out, { recursive: true });
   const json = `${JSON.stringify(doc, null, 2)}\n`;
@@ -411,6 +429,13 @@ async function main(): Promise<number> {
     }
     process.stderr.write(`bench: ${m}\n${USAGE}\n`);
     return 64;
+  }
+  if (o.render !== null) {
+    const doc = JSON.parse(fs.readFileSync(o.render, 'utf8')) as BenchDoc;
+    process.stdout.write(formatDoc(doc));
+    fs.mkdirSync(o.out, { recursive: true });
+    fs.writeFileSync(path.join(o.out, 'latest.svg'), renderSvg(doc));
+    return 0;
   }
   if (inSandbox()) {
     const skips = JSON.parse(process.env.TSW_BENCH_SKIPS ?? '{}') as Record<string, string>;

@@ -89,13 +89,17 @@ describe('bench: ratios', () => {
 });
 
 describe('bench: SVG', () => {
-  test('a standalone SVG with one bar per measured value, escaped text and a legend of live configs', () => {
+  test('a standalone SVG: a panel per charted metric, one bar per value, n/a text, escaped text, a legend of live configs', () => {
     const svg = renderSvg(doc());
     assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
     assert.ok(svg.trimEnd().endsWith('</svg>'));
     const bars = svg.match(/<rect [^>]*><title>/g) ?? [];
-    // tcp_c2h_1 x4 (tapswitch, slirp4netns@1500, slirp4netns@65520, veth) + tcp_c2h_4 x2.
-    assert.equal(bars.length, 6);
+    // tcp_c2h_1 x4 (tapswitch, slirp4netns@1500, slirp4netns@65520, veth) + tcp_c2h_4 x2 + rr_p50 x2.
+    assert.equal(bars.length, 8);
+    // Panels: the four metrics with rows (pf_tcp and crr_rate only as n/a); loss is not charted.
+    assert.equal((svg.match(/font-weight="bold">(?!tapswitch benchmark)/g) ?? []).length, 5);
+    assert.equal((svg.match(/>n\/a<\/text>/g) ?? []).length, 2);
+    assert.ok(svg.includes('TCP 1-byte RR p50 (us, lower better)'));
     assert.ok(svg.includes('AMD &lt;EPYC&gt; &amp; co'));
     assert.ok(!svg.includes('<EPYC>'));
     assert.ok(!svg.includes('>pasta@1500<'), 'skipped configurations have no legend entry');
