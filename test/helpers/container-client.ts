@@ -2,7 +2,8 @@
 // the network through tapswitch with the kernel's own stack. Prints one JSON object: a result per
 // probe, so the test asserts on what the container really saw.
 //
-// SPEC is JSON: { probes: Probe[] } where each probe names what to do (see the switch below).
+// SPEC is JSON: { probes: Probe[], parallel?: boolean } where each probe names what to do (see the
+// switch below); with parallel, all probes run at once.
 import * as net from 'node:net';
 import * as dgram from 'node:dgram';
 import * as dns from 'node:dns';
@@ -103,9 +104,10 @@ async function runProbe(p: Probe): Promise<Result> {
 }
 
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2] ?? '{"probes":[]}') as { probes: Probe[] };
+  const spec = JSON.parse(process.argv[2] ?? '{"probes":[]}') as { probes: Probe[]; parallel?: boolean };
   const results: Result[] = [];
-  for (const p of spec.probes) results.push(await runProbe(p));
+  if (spec.parallel) results.push(...(await Promise.all(spec.probes.map(runProbe))));
+  else for (const p of spec.probes) results.push(await runProbe(p));
   process.stdout.write(`${JSON.stringify({ results })}\n`);
 }
 
