@@ -26,6 +26,15 @@ import type { DataPlaneConfig } from './protocol';
 import { createSocketHostFwdBackend, type HostFwdTable } from '../portfwd/hostfwd-table';
 import { GuestForwarding } from '../portfwd/guest-fwd';
 
+export interface DataPlaneOptions {
+  /** How many TAP queues (workers) serve this TAP. */
+  queueCount?: number;
+  /** Honour test-only requests (TAPSWITCH_TEST_HOOKS=1): see isCrashRequest(). */
+  testHooks?: boolean;
+}
+
+const CRASH_MAGIC = Buffer.from('tapswitch-test-crash');
+
 export class DataPlane {
   readonly counters: Counters = {};
   private readonly sw: Switch;
@@ -38,7 +47,8 @@ export class DataPlane {
   private fwd: { table: HostFwdTable; hooks: GuestForwarding } | null = null;
   private closed = false;
 
-  constructor(private readonly device: Device, config: DataPlaneConfig, private readonly log: Logger, offloads: boolean) {
+  constructor(private readonly device: Device, config: DataPlaneConfig, private readonly log: Logger, offloads: boolean,
+    private readonly opts: DataPlaneOptions = {}) {
     this.config = config;
     this.sw = new Switch({ counters: this.counters });
     this.router = new Router(config, {
@@ -49,7 +59,9 @@ export class DataPlane {
       onForward: (frame, eth, ip) => this.forward(frame, eth, ip),
     });
     const ctx: TranslatorContext = { config, sink: this.router, counters: this.counters, log };
-    this.tcp = new TcpTranslator(ctx);
+    // With several queues, idle inbound flows must keep writing now and then or the kernel's
+    // flow->queue entry expires and their frames may land on another worker.
+    this.tcp = new TcpTranslator(ctx, { multiQueue: (opts.queueCount ?? 1) > 1 });
     this.udp = new UdpTranslator(ctx);
     this.icmp = new IcmpTranslator(ctx);
     this.port = new GuardedTapPort(1, device, this.counters, log);
@@ -61,12 +73,30 @@ export class DataPlane {
   }
 
   private forward(frame: Frame, eth: EthernetView, ip: Ipv4View): void {
+    if (this.opts.testHooks && ip.protocol === IpProtocol.UDP && this.isCrashRequest(frame, ip)) {
+      this.log.log('warn', 'test hook: crashing this worker on request');
+      setImmediate(() => { throw new Error('tapswitch test hook: worker crash requested by the container'); });
+      return;
+    }
     switch (ip.protocol) {
       case IpProtocol.TCP: this.tcp.onPacket(frame, eth, ip); return;
       case IpProtocol.UDP: this.udp.onPacket(frame, eth, ip); return;
       case IpProtocol.ICMP: this.icmp.onPacket(frame, eth, ip); return;
       default: count(this.counters, 'ipv4_protocol_unsupported');
     }
+  }
+
+  /**
+   * TAPSWITCH_TEST_HOOKS=1 only: a UDP datagram to gateway:9 saying `tapswitch-test-crash` kills
+   * this worker, so tests can prove crash -> log -> restart -> flows reset with the real worker.
+   */
+  private isCrashRequest(frame: Frame, ip: Ipv4View): boolean {
+    const b = frame.buf;
+    const udp = ip.payloadOffset;
+    if (ip.dstAddr !== this.config.gateway || ip.payloadLength < 8 + CRASH_MAGIC.length) return false;
+    if (((b[udp + 2]! << 8) | b[udp + 3]!) !== 9) return false;
+    for (let i = 0; i < CRASH_MAGIC.length; i++) if (b[udp + 8 + i] !== CRASH_MAGIC[i]) return false;
+    return true;
   }
 
   /** The port-forward table (listeners on this worker's loop), created on first use. */

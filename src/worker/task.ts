@@ -10,7 +10,10 @@ import { TapDevice } from '../link/tap';
 export default async function runQueue(task: QueueTask): Promise<QueueExit> {
   const log = new PortLogger(task.port, task.config.logLevel, `queue ${task.queueIndex}: `);
   const device = new TapDevice(task.fd, { vnetHdr: task.vnetHdr, name: `queue${task.queueIndex}` });
-  const plane = new DataPlane(device, task.config, log, task.vnetHdr);
+  const plane = new DataPlane(device, task.config, log, task.vnetHdr, {
+    queueCount: task.queueCount,
+    testHooks: process.env.TAPSWITCH_TEST_HOOKS === '1',
+  });
   plane.start();
   const ready: WorkerMessage = { type: 'ready', queueIndex: task.queueIndex };
   task.port.postMessage(ready);
