@@ -43,6 +43,7 @@ import type { DataPlaneConfig } from '../worker/protocol';
 import { mapDestination } from './host-map';
 import { QUOTE_MAX, SendRing, syncLookup } from './host-dgram';
 import { sendIcmpUnreachable } from './icmp-error';
+import { KeyedLruTable, Sweeper, type LruEntry } from './lru-table';
 import type { GuestSink, Logger, ProtocolTranslator, TranslatorContext } from './types';
 
 /** Opens one IPv4 ping socket: an fd, or -errno. */
@@ -109,10 +110,11 @@ const IP_OFF = VNET_HDR_LEN + ETH_HDR_LEN; // 24
 const HDRS_LEN = IP_OFF + IPV4_HDR_LEN; // 44
 const EMPTY = new Uint8Array(0);
 
-class PingFlow {
+class PingFlow implements LruEntry<PingFlow> {
   lastActive: number;
   closed = false;
   bound = false;
+  /** Table links (lru-table.ts). */
   twin: PingFlow | null = null;
   older: PingFlow | null = null;
   newer: PingFlow | null = null;
@@ -139,7 +141,6 @@ export class IcmpTranslator implements ProtocolTranslator {
   private readonly log: Logger;
   private readonly idleMs: number;
   private readonly maxFlows: number;
-  private readonly sweepMs: number;
   private readonly now: () => number;
   private readonly subnetMask: number;
   private opener: PingSocketOpener | null;
@@ -147,11 +148,8 @@ export class IcmpTranslator implements ProtocolTranslator {
   /** Set once ping sockets proved unavailable: no more attempts, one warning. */
   private disabled = false;
 
-  private readonly flows = new Map<number, PingFlow>();
-  private size = 0;
-  private lruHead: PingFlow | null = null;
-  private lruTail: PingFlow | null = null;
-  private sweeper: NodeJS.Timeout | null = null;
+  private readonly flows = new KeyedLruTable<PingFlow>();
+  private readonly sweeper: Sweeper;
   private readonly icmp = new IcmpView();
   private readonly ring: SendRing;
 
@@ -166,7 +164,8 @@ export class IcmpTranslator implements ProtocolTranslator {
     this.log = ctx.log;
     this.idleMs = opts.idleTimeoutMs ?? ICMP_DEFAULTS.idleTimeoutMs;
     this.maxFlows = Math.max(1, opts.maxFlows ?? ICMP_DEFAULTS.maxFlows);
-    this.sweepMs = opts.sweepIntervalMs ?? Math.max(10, Math.min(1000, Math.floor(this.idleMs / 2)));
+    this.sweeper = new Sweeper(() => this.sweep(),
+      opts.sweepIntervalMs ?? Math.max(10, Math.min(1000, Math.floor(this.idleMs / 2))));
     this.now = opts.now ?? Date.now;
     this.subnetMask = prefixMask(this.cfg.prefixLength);
     this.opener = opts.openPingSocket ?? null;
@@ -175,7 +174,7 @@ export class IcmpTranslator implements ProtocolTranslator {
       (ring, i, err) => this.onSendFailed(ring, i, err));
   }
 
-  get flowCount(): number { return this.size; }
+  get flowCount(): number { return this.flows.size; }
 
   /** False once ping sockets proved unavailable (see PING_NOT_PERMITTED_WARNING). */
   get echoEnabled(): boolean { return !this.disabled; }
@@ -202,11 +201,11 @@ export class IcmpTranslator implements ProtocolTranslator {
     const now = this.now();
 
     const key = flowKey(src, id, dst);
-    let flow = this.flows.get(key);
-    while (flow !== undefined && (flow.guestIp !== src || flow.guestId !== id || flow.dst !== dst)) {
-      flow = flow.twin ?? undefined;
+    let flow = this.flows.first(key);
+    while (flow !== null && (flow.guestIp !== src || flow.guestId !== id || flow.dst !== dst)) {
+      flow = flow.twin;
     }
-    if (flow === undefined) {
+    if (flow === null) {
       // The DNS address only means something on port 53: ask mapDestination as if for it.
       const t = mapDestination(this.cfg, dst, dst === this.cfg.dns ? 53 : 1);
       if (t.kind === 'unreachable') {
@@ -219,7 +218,7 @@ export class IcmpTranslator implements ProtocolTranslator {
       flow = created;
     }
     flow.lastActive = now;
-    this.touch(flow);
+    this.flows.touch(flow);
 
     const ring = this.ring;
     const i = ring.begin(frame.owner, frame.slot, ip.b, ip.o, ip.tl, dst);
@@ -239,8 +238,8 @@ export class IcmpTranslator implements ProtocolTranslator {
   }
 
   close(): void {
-    if (this.sweeper !== null) { clearInterval(this.sweeper); this.sweeper = null; }
-    while (this.lruHead !== null) this.closeFlow(this.lruHead, null);
+    this.sweeper.stop();
+    for (let f = this.flows.oldest; f !== null; f = this.flows.oldest) this.closeFlow(f, null);
     this.flows.clear();
   }
 
@@ -248,13 +247,10 @@ export class IcmpTranslator implements ProtocolTranslator {
   sweep(): void {
     const now = this.now();
     // LRU order is idle order here (one timeout for all): stop at the first live flow.
-    while (this.lruHead !== null && now - this.lruHead.lastActive >= this.idleMs) {
-      this.closeFlow(this.lruHead, IcmpCounters.FLOWS_EXPIRED);
+    for (let f = this.flows.oldest; f !== null && now - f.lastActive >= this.idleMs; f = this.flows.oldest) {
+      this.closeFlow(f, IcmpCounters.FLOWS_EXPIRED);
     }
-    if (this.size === 0 && this.sweeper !== null) {
-      clearInterval(this.sweeper);
-      this.sweeper = null;
-    }
+    if (this.flows.size === 0) this.sweeper.stop();
   }
 
   // --- ping sockets --------------------------------------------------------------------------
@@ -305,7 +301,8 @@ export class IcmpTranslator implements ProtocolTranslator {
       return null;
     }
     // Only now that a socket exists is it worth evicting the least recently used flow for it.
-    if (this.size >= this.maxFlows && this.lruHead !== null) this.closeFlow(this.lruHead, IcmpCounters.FLOWS_EVICTED);
+    const lru = this.flows.oldest;
+    if (this.flows.size >= this.maxFlows && lru !== null) this.closeFlow(lru, IcmpCounters.FLOWS_EVICTED);
     let sock: dgram.Socket;
     try {
       sock = dgram.createSocket({ type: 'udp4', lookup: syncLookup as never });
@@ -327,58 +324,22 @@ export class IcmpTranslator implements ProtocolTranslator {
       count(c, IcmpCounters.TX_DROP_SOCKET);
       return null;
     }
-    flow.twin = this.flows.get(key) ?? null;
-    this.flows.set(key, flow);
-    this.size++;
-    this.lruAppend(flow);
+    this.flows.insert(flow);
     count(c, IcmpCounters.FLOWS_CREATED);
-    if (this.sweeper === null) {
-      this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
-      this.sweeper.unref();
-    }
+    this.sweeper.start();
     return flow;
   }
 
   private closeFlow(flow: PingFlow, reason: string | null): void {
     if (flow.closed) return;
     flow.closed = true;
-    const first = this.flows.get(flow.key);
-    if (first === flow) {
-      if (flow.twin === null) this.flows.delete(flow.key); else this.flows.set(flow.key, flow.twin);
-    } else {
-      let f: PingFlow | null = first ?? null;
-      while (f !== null && f.twin !== flow) f = f.twin;
-      if (f !== null) f.twin = flow.twin;
-    }
-    flow.twin = null;
-    this.size--;
-    this.lruUnlink(flow);
+    this.flows.remove(flow);
     if (reason !== null) count(this.counters, reason);
     try {
       flow.sock.close();
     } catch {
       // Already closed.
     }
-  }
-
-  private touch(flow: PingFlow): void {
-    if (this.lruTail === flow) return;
-    this.lruUnlink(flow);
-    this.lruAppend(flow);
-  }
-
-  private lruAppend(flow: PingFlow): void {
-    flow.older = this.lruTail;
-    flow.newer = null;
-    if (this.lruTail !== null) this.lruTail.newer = flow; else this.lruHead = flow;
-    this.lruTail = flow;
-  }
-
-  private lruUnlink(flow: PingFlow): void {
-    if (flow.older !== null) flow.older.newer = flow.newer; else if (this.lruHead === flow) this.lruHead = flow.newer;
-    if (flow.newer !== null) flow.newer.older = flow.older; else if (this.lruTail === flow) this.lruTail = flow.older;
-    flow.older = null;
-    flow.newer = null;
   }
 
   private onSocketError(flow: PingFlow, err: Error): void {
@@ -429,7 +390,7 @@ export class IcmpTranslator implements ProtocolTranslator {
     const mac = sink.macFor(flow.guestIp);
     if (mac === null) { count(c, IcmpCounters.RX_DROP_NO_MAC); return; }
     flow.lastActive = this.now();
-    this.touch(flow);
+    this.flows.touch(flow);
 
     // Give the guest its own identifier back. The Buffer is ours (dgram allocates one per
     // message), so rewrite it in place.

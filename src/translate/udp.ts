@@ -34,8 +34,8 @@
 //
 // Timers: a flow that has only ever talked to port 53 (DNS) expires after 10 s idle, any other
 // after 60 s; one sweep timer per translator (unref'd) checks. The table is bounded (1024 flows);
-// a new flow beyond that evicts the least recently used one (an intrusive LRU list: a flow moves
-// to its tail whenever it carries traffic, in either direction).
+// a new flow beyond that evicts the least recently used one (lru-table.ts: an intrusive LRU list;
+// a flow moves to its tail whenever it carries traffic, in either direction).
 //
 // Guest -> host is zero-copy from the receive slab; see host-dgram.ts for how the slot is retained
 // only while libuv still points into it. Host -> guest builds vnet + Ethernet + IPv4 + UDP headers in one
@@ -68,6 +68,7 @@ import type { DataPlaneConfig } from '../worker/protocol';
 import { mapDestination } from './host-map';
 import { ipv4FromString, QUOTE_MAX, SendRing, syncLookup } from './host-dgram';
 import { sendIcmpUnreachable } from './icmp-error';
+import { KeyedLruTable, Sweeper, type LruEntry } from './lru-table';
 import type { GuestSink, Logger, ProtocolTranslator, TranslatorContext } from './types';
 
 export interface UdpTranslatorOptions {
@@ -147,7 +148,7 @@ interface Peer {
 }
 
 /** One guest source (address, port) and its host socket. */
-class UdpFlow {
+class UdpFlow implements LruEntry<UdpFlow> {
   lastActive: number;
   /** Only port 53 so far: the short DNS idle timeout applies. */
   onlyDns = true;
@@ -164,9 +165,8 @@ class UdpFlow {
   closed = false;
   /** The socket is bound ('listening' seen): sends go straight to libuv. */
   bound = false;
-  /** Next flow with the same table key (guests whose addresses share the low 16 bits). */
+  /** Table links (lru-table.ts); `twin`: guests whose addresses share the low 16 bits. */
   twin: UdpFlow | null = null;
-  /** LRU list: older / newer neighbours. */
   older: UdpFlow | null = null;
   newer: UdpFlow | null = null;
 
@@ -204,17 +204,12 @@ export class UdpTranslator implements ProtocolTranslator {
   private readonly maxFlows: number;
   private readonly maxPeers: number;
   private readonly maxFragments: number;
-  private readonly sweepMs: number;
   private readonly now: () => number;
   private readonly subnetMask: number;
 
-  /** flowKey() -> first flow with that key (see UdpFlow.twin). */
-  private readonly flows = new Map<number, UdpFlow>();
-  private size = 0;
-  /** LRU list: oldest at the head, most recently used at the tail. */
-  private lruHead: UdpFlow | null = null;
-  private lruTail: UdpFlow | null = null;
-  private sweeper: NodeJS.Timeout | null = null;
+  /** Flows by flowKey(), in LRU order. */
+  private readonly flows = new KeyedLruTable<UdpFlow>();
+  private readonly sweeper: Sweeper;
   private readonly udp = new UdpView();
   private readonly ring: SendRing;
   private warnedBind = false;
@@ -239,15 +234,15 @@ export class UdpTranslator implements ProtocolTranslator {
     this.maxFlows = Math.max(1, opts.maxFlows ?? UDP_DEFAULTS.maxFlows);
     this.maxPeers = Math.max(1, opts.maxPeersPerFlow ?? UDP_DEFAULTS.maxPeersPerFlow);
     this.maxFragments = Math.max(1, opts.maxFragments ?? UDP_DEFAULTS.maxFragments);
-    this.sweepMs = opts.sweepIntervalMs ??
-      Math.max(10, Math.min(1000, Math.floor(Math.min(this.idleMs, this.dnsIdleMs) / 2)));
+    this.sweeper = new Sweeper(() => this.sweep(), opts.sweepIntervalMs ??
+      Math.max(10, Math.min(1000, Math.floor(Math.min(this.idleMs, this.dnsIdleMs) / 2))));
     this.now = opts.now ?? Date.now;
     this.subnetMask = prefixMask(this.cfg.prefixLength);
     this.ring = new SendRing(Math.max(1, opts.maxPendingSends ?? UDP_DEFAULTS.maxPendingSends),
       (ring, i, err) => this.onSendFailed(ring, i, err));
   }
 
-  get flowCount(): number { return this.size; }
+  get flowCount(): number { return this.flows.size; }
 
   /** Sends handed to dgram whose callback has not run yet (each holds a receive slot). */
   get pendingSends(): number { return this.ring.pending; }
@@ -271,11 +266,11 @@ export class UdpTranslator implements ProtocolTranslator {
     const key = flowKey(src, sport);
     const now = this.now();
 
-    let flow = this.flows.get(key);
-    while (flow !== undefined && (flow.guestIp !== src || flow.guestPort !== sport)) flow = flow.twin ?? undefined;
+    let flow = this.flows.first(key);
+    while (flow !== null && (flow.guestIp !== src || flow.guestPort !== sport)) flow = flow.twin;
     let addr: string;
     let hport: number;
-    if (flow !== undefined && flow.cDst === dst && flow.cPort === dport) {
+    if (flow !== null && flow.cDst === dst && flow.cPort === dport) {
       addr = flow.cAddr;
       hport = flow.cHostPort;
     } else {
@@ -289,7 +284,7 @@ export class UdpTranslator implements ProtocolTranslator {
       }
       addr = t.address;
       hport = t.port;
-      if (flow === undefined) {
+      if (flow === null) {
         const created = this.createFlow(key, src, sport, now);
         if (created === null) { count(c, UdpCounters.TX_DROP_SOCKET); return; }
         flow = created;
@@ -302,7 +297,7 @@ export class UdpTranslator implements ProtocolTranslator {
     }
     flow.lastActive = now;
     if (dport !== 53) flow.onlyDns = false;
-    this.touch(flow);
+    this.flows.touch(flow);
 
     const ring = this.ring;
     const i = ring.begin(frame.owner, frame.slot, ip.b, ip.o, ip.tl, dst);
@@ -387,8 +382,8 @@ export class UdpTranslator implements ProtocolTranslator {
   close(): void {
     this.inbound.clear();
     this.inboundCount = 0;
-    if (this.sweeper !== null) { clearInterval(this.sweeper); this.sweeper = null; }
-    while (this.lruHead !== null) this.closeFlow(this.lruHead, null);
+    this.sweeper.stop();
+    for (let f = this.flows.oldest; f !== null; f = this.flows.oldest) this.closeFlow(f, null);
     this.flows.clear();
   }
 
@@ -396,23 +391,21 @@ export class UdpTranslator implements ProtocolTranslator {
   sweep(): void {
     const now = this.now();
     // Walk the whole list: DNS flows expire sooner, so LRU order is not expiry order.
-    let flow = this.lruHead;
+    let flow = this.flows.oldest;
     while (flow !== null) {
       const next = flow.newer;
       const idle = flow.onlyDns ? this.dnsIdleMs : this.idleMs;
       if (now - flow.lastActive >= idle) this.closeFlow(flow, UdpCounters.FLOWS_EXPIRED);
       flow = next;
     }
-    if (this.size === 0 && this.sweeper !== null) {
-      clearInterval(this.sweeper);
-      this.sweeper = null;
-    }
+    if (this.flows.size === 0) this.sweeper.stop();
   }
 
   // --- flows ---------------------------------------------------------------------------------
 
   private createFlow(key: number, guestIp: number, guestPort: number, now: number): UdpFlow | null {
-    if (this.size >= this.maxFlows && this.lruHead !== null) this.closeFlow(this.lruHead, UdpCounters.FLOWS_EVICTED);
+    const lru = this.flows.oldest;
+    if (this.flows.size >= this.maxFlows && lru !== null) this.closeFlow(lru, UdpCounters.FLOWS_EVICTED);
     let sock: dgram.Socket;
     try {
       sock = dgram.createSocket({ type: 'udp4', lookup: syncLookup as never });
@@ -424,10 +417,7 @@ export class UdpTranslator implements ProtocolTranslator {
     sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onHostMessage(flow, msg, rinfo));
     sock.on('error', (err: Error) => this.onSocketError(flow, err));
     sock.on('listening', () => { flow.bound = true; });
-    flow.twin = this.flows.get(key) ?? null;
-    this.flows.set(key, flow);
-    this.size++;
-    this.lruAppend(flow);
+    this.flows.insert(flow);
     try {
       // With syncLookup the bind happens inside this call; a failure (a bad --outbound-addr)
       // is emitted as 'error' synchronously and closes the flow before we go on.
@@ -437,56 +427,20 @@ export class UdpTranslator implements ProtocolTranslator {
     }
     if (flow.closed) return null;
     count(this.counters, UdpCounters.FLOWS_CREATED);
-    if (this.sweeper === null) {
-      this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
-      this.sweeper.unref();
-    }
+    this.sweeper.start();
     return flow;
   }
 
   private closeFlow(flow: UdpFlow, reason: string | null): void {
     if (flow.closed) return;
     flow.closed = true;
-    // Unchain from the table...
-    const first = this.flows.get(flow.key);
-    if (first === flow) {
-      if (flow.twin === null) this.flows.delete(flow.key); else this.flows.set(flow.key, flow.twin);
-    } else {
-      let f: UdpFlow | null = first ?? null;
-      while (f !== null && f.twin !== flow) f = f.twin;
-      if (f !== null) f.twin = flow.twin;
-    }
-    flow.twin = null;
-    this.size--;
-    // ...and from the LRU list.
-    this.lruUnlink(flow);
+    this.flows.remove(flow);
     if (reason !== null) count(this.counters, reason);
     try {
       flow.sock.close();
     } catch {
       // Already closed (an error closed it first): nothing left to release.
     }
-  }
-
-  /** Mark a flow most recently used: move it to the LRU tail. */
-  private touch(flow: UdpFlow): void {
-    if (this.lruTail === flow) return;
-    this.lruUnlink(flow);
-    this.lruAppend(flow);
-  }
-
-  private lruAppend(flow: UdpFlow): void {
-    flow.older = this.lruTail;
-    flow.newer = null;
-    if (this.lruTail !== null) this.lruTail.newer = flow; else this.lruHead = flow;
-    this.lruTail = flow;
-  }
-
-  private lruUnlink(flow: UdpFlow): void {
-    if (flow.older !== null) flow.older.newer = flow.newer; else if (this.lruHead === flow) this.lruHead = flow.newer;
-    if (flow.newer !== null) flow.newer.older = flow.older; else if (this.lruTail === flow) this.lruTail = flow.older;
-    flow.older = null;
-    flow.newer = null;
   }
 
   private rememberPeer(flow: UdpFlow, hostAddr: string, hostPort: number, guestIp: number, guestPort: number): void {
@@ -576,7 +530,7 @@ export class UdpTranslator implements ProtocolTranslator {
       }
     }
     flow.lastActive = this.now();
-    this.touch(flow);
+    this.flows.touch(flow);
     if (this.emitToGuest(flow.guestIp, flow.guestPort, srcIp, sport, msg)) {
       count(c, UdpCounters.RX_DATAGRAMS);
       count(c, UdpCounters.RX_BYTES, msg.length);
