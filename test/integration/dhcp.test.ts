@@ -7,8 +7,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { ensureSandbox, tapMissing, track, waitForLine } from '../helpers/sandbox';
+import { spawnSync } from 'node:child_process';
+import { ensureSandbox, tapMissing } from '../helpers/sandbox';
+import { run, serveTap, startContainer, testConfig } from '../helpers/container-ns';
 
 function busyboxMissing(): string | null {
   const r = spawnSync('busybox', ['udhcpc', '--help'], { encoding: 'utf8' });
@@ -20,46 +21,15 @@ function busyboxMissing(): string | null {
   return null;
 }
 
-/** Run to completion without blocking the event loop (the TAP is served on this thread). */
-function run(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
-  });
-}
-
 if (ensureSandbox(__filename)) {
   const skip = tapMissing() ?? busyboxMissing();
   test('busybox udhcpc leases 10.0.2.15 from the gateway, then pings 10.0.2.2', { skip: skip ?? false, timeout: 60_000 }, async (t) => {
-    // Loaded only here: the addon may be absent when the test is skipped.
-    const { native } = await import('../../src/link/native');
-    const { TapDevice } = await import('../../src/link/tap');
-    const { Switch, TapPort } = await import('../../src/switch/switch');
-    const { Router } = await import('../../src/gateway/router');
-
-    const holder = track(spawn('unshare', ['--user', '--map-root-user', '--net', '--', '/bin/sh', '-c', 'echo ready; exec sleep 1000000'],
-      { stdio: ['ignore', 'pipe', 'inherit'] }));
-    await waitForLine(holder, (l) => l === 'ready');
-    const pid = holder.pid as number;
-    const tap = native.openTap({
-      netns: `/proc/${pid}/ns/net`, userns: `/proc/${pid}/ns/user`, name: 'tap0', queues: 1, vnetHdr: true,
-      offloads: native.TUN_F.CSUM | native.TUN_F.TSO4 | native.TUN_F.TSO6, loopbackUp: true, up: true,
-    });
-    const fd = tap.fds[0]!;
-    const dev = new TapDevice(fd, { vnetHdr: tap.vnetHdr, name: 'tap0' });
-    const counters: Record<string, number> = {};
-    const sw = new Switch({ counters });
-    const port = new TapPort(1, dev);
-    sw.addPort(port);
+    const { holder, pid, inContainer } = await startContainer();
     const forwarded: number[] = [];
-    const router = new Router({
-      network: 0x0a000200, prefixLength: 24, gateway: 0x0a000202, dns: 0x0a000203, dhcpStart: 0x0a00020f, dhcpCount: 16,
-      gatewayMac: [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02], mtu: 1500,
-    }, { switch: sw, counters, offloads: tap.vnetHdr, onForward: (_f, _e, ip) => { forwarded.push(ip.protocol); } });
+    // The TAP only comes up: udhcpc configures it.
+    const { native, tap, dev, counters, sw, port, router } = await serveTap(pid, testConfig(), 'up',
+      (_f, _e, ip) => { forwarded.push(ip.protocol); });
+    const fd = tap.fds[0]!;
     port.start(sw);
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-dhcp-'));
@@ -73,8 +43,6 @@ if (ensureSandbox(__filename)) {
       'fi',
       '',
     ].join('\n'), { mode: 0o755 });
-    const inContainer = (args: string[]) => track(spawn('nsenter', ['-t', String(pid), '-U', '-n', '--preserve-credentials', ...args],
-      { stdio: ['ignore', 'pipe', 'pipe'] }));
     try {
       const dhcp = await run(inContainer(['busybox', 'udhcpc', '-i', 'tap0', '-q', '-n', '-f', '-t', '5', '-T', '2', '-s', script]), 30_000);
       t.diagnostic(`udhcpc: ${dhcp.out.trim()} ${dhcp.err.trim()}`);

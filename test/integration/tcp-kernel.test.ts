@@ -10,20 +10,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { ensureSandbox, HOST, HOST_ADDR, makeOutside, OUTSIDE_ADDR, startServer, tapMissing, track, waitForLine } from '../helpers/sandbox';
-import type { DataPlaneConfig } from '../../src/worker/protocol';
-
-function run(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
-  });
-}
+import { ensureSandbox, HOST, HOST_ADDR, makeOutside, OUTSIDE_ADDR, startServer, tapMissing, waitForLine } from '../helpers/sandbox';
+import { guestSnmp, run, serveTap, startContainer, testConfig } from '../helpers/container-ns';
 
 const MB = 1 << 20;
 
@@ -165,25 +153,9 @@ const srv = net.createServer({ allowHalfOpen: true }, (s) => {
 srv.listen(8080, '0.0.0.0', () => console.log('ready'));
 `;
 
-function snmpTcp(pid: number): Record<string, number> {
-  const r = spawnSync('nsenter', ['-t', String(pid), '-U', '-n', '--preserve-credentials', 'cat', '/proc/net/snmp'], { encoding: 'utf8' });
-  const l = r.stdout.split('\n').filter((x) => x.startsWith('Tcp:'));
-  const res: Record<string, number> = {};
-  if (l.length === 2) {
-    const names = l[0]!.split(/\s+/);
-    const vals = l[1]!.split(/\s+/);
-    names.forEach((n, i) => { if (i > 0) res[n] = Number(vals[i]); });
-  }
-  return res;
-}
-
 if (ensureSandbox(__filename)) {
   const skip = tapMissing();
   test('guest kernel TCP <-> TcpTranslator: NAT, 24 MB both ways with SHA-256, echo, refused, unreachable, parallel, port forward', { skip: skip ?? false, timeout: 120_000 }, async (t) => {
-    const { native } = await import('../../src/link/native');
-    const { TapDevice } = await import('../../src/link/tap');
-    const { Switch, TapPort } = await import('../../src/switch/switch');
-    const { Router } = await import('../../src/gateway/router');
     const { TcpTranslator } = await import('../../src/translate/tcp');
 
     const outside = await makeOutside();
@@ -193,44 +165,23 @@ if (ensureSandbox(__filename)) {
     const closed = await startServer(HOST, 'tcp-server', ['--host', '127.0.0.1', '--mode', 'echo']);
     closed.stop();
 
-    const holder = track(spawn('unshare', ['--user', '--map-root-user', '--net', '--', '/bin/sh', '-c', 'echo ready; exec sleep 1000000'],
-      { stdio: ['ignore', 'pipe', 'inherit'] }));
-    await waitForLine(holder, (l) => l === 'ready');
-    const pid = holder.pid as number;
-    const cfg: DataPlaneConfig = {
-      mtu: 1500, network: 0x0a000200, prefixLength: 24, gateway: 0x0a000202, dns: 0x0a000203, guest: 0x0a000264,
-      dhcpStart: 0x0a00020f, dhcpCount: 16, gatewayMac: [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02], hostLoopback: true,
-      dnsUpstreams: [], logLevel: 'warn',
-    };
-    const tap = native.openTap({
-      netns: `/proc/${pid}/ns/net`, userns: `/proc/${pid}/ns/user`, name: 'tap0', queues: 1, vnetHdr: true,
-      offloads: native.TUN_F.CSUM | native.TUN_F.TSO4 | native.TUN_F.TSO6, loopbackUp: true,
-      link: { mtu: cfg.mtu, address: cfg.guest, prefixLength: 24, gateway: cfg.gateway },
-    });
-    const dev = new TapDevice(tap.fds[0]!, { vnetHdr: tap.vnetHdr, name: 'tap0' });
-    const counters: Record<string, number> = {};
+    const { pid, inContainer } = await startContainer();
+    const cfg = testConfig();
+    let tcp: InstanceType<typeof TcpTranslator> | null = null;
+    const { dev, counters, sw, port, router } = await serveTap(pid, cfg, 'configured',
+      (f, e, ip) => { if (ip.protocol === 6) tcp?.onPacket(f, e, ip); });
     const logs: string[] = [];
     const log = { enabled: (l: string) => l !== 'trace' && l !== 'debug', log: (level: string, msg: string) => { logs.push(`${level}: ${msg}`); } };
-    const sw = new Switch({ counters });
-    const port = new TapPort(1, dev);
-    sw.addPort(port);
-    let tcp: InstanceType<typeof TcpTranslator> | null = null;
-    const router = new Router(cfg, {
-      switch: sw, counters, offloads: tap.vnetHdr,
-      onForward: (f, e, ip) => { if (ip.protocol === 6) tcp?.onPacket(f, e, ip); },
-    });
     tcp = new TcpTranslator({ config: cfg, sink: router, counters, log });
     port.start(sw);
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-tcp-'));
     const client = path.join(dir, 'client.js');
     fs.writeFileSync(client, CLIENT);
-    const inContainer = (args: string[]) => track(spawn('nsenter', ['-t', String(pid), '-U', '-n', '--preserve-credentials', ...args],
-      { stdio: ['ignore', 'pipe', 'pipe'] }));
     try {
       const r = await run(inContainer([process.execPath, client, String(shaSrv.port), String(sendSrv.port), String(echoSrv.port), String(closed.port)]), 90_000);
       t.diagnostic(`client: ${r.out.trim()} ${r.err.trim()}`);
-      const tcpStats = snmpTcp(pid);
+      const tcpStats = guestSnmp(pid, 'Tcp');
       t.diagnostic(`guest Tcp: ${JSON.stringify(tcpStats)}`);
       t.diagnostic(`counters: ${JSON.stringify(Object.fromEntries(Object.entries(counters).filter(([k]) => k.startsWith('tcp'))))}`);
       assert.equal(r.code, 0, `client failed: ${r.out} ${r.err}`);

@@ -10,20 +10,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { ensureSandbox, HOST, makeOutside, OUTSIDE_ADDR, HOST_ADDR, spawnIn, startServer, tapMissing, track, waitForLine } from '../helpers/sandbox';
-import type { DataPlaneConfig } from '../../src/worker/protocol';
-
-function run(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
-  });
-}
+import { ensureSandbox, HOST, makeOutside, OUTSIDE_ADDR, HOST_ADDR, spawnIn, startServer, tapMissing, waitForLine } from '../helpers/sandbox';
+import { guestSnmp, run, serveTap, startContainer, testConfig } from '../helpers/container-ns';
 
 const BIG_SERVER = `
 const s = require('node:dgram').createSocket('udp4');
@@ -55,10 +43,6 @@ s.bind(0, () => {
 if (ensureSandbox(__filename)) {
   const skip = tapMissing();
   test('guest kernel <-> UDP/ICMP translators: NAT sources, DNS, fragmentation, ping', { skip: skip ?? false, timeout: 90_000 }, async (t) => {
-    const { native } = await import('../../src/link/native');
-    const { TapDevice } = await import('../../src/link/tap');
-    const { Switch, TapPort } = await import('../../src/switch/switch');
-    const { Router } = await import('../../src/gateway/router');
     const { UdpTranslator, UdpCounters } = await import('../../src/translate/udp');
     const { IcmpTranslator, IcmpCounters } = await import('../../src/translate/icmp');
 
@@ -73,36 +57,16 @@ if (ensureSandbox(__filename)) {
     const gwSrv = await startServer(HOST, 'udp-echo-server', ['--host', '127.0.0.1']);
     const resolver = await startServer(HOST, 'udp-echo-server', ['--host', '127.0.0.1']);
 
-    const holder = track(spawn('unshare', ['--user', '--map-root-user', '--net', '--', '/bin/sh', '-c', 'echo ready; exec sleep 1000000'],
-      { stdio: ['ignore', 'pipe', 'inherit'] }));
-    await waitForLine(holder, (l) => l === 'ready');
-    const pid = holder.pid as number;
-    const cfg: DataPlaneConfig = {
-      mtu: 1500, network: 0x0a000200, prefixLength: 24, gateway: 0x0a000202, dns: 0x0a000203, guest: 0x0a000264,
-      dhcpStart: 0x0a00020f, dhcpCount: 16, gatewayMac: [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02], hostLoopback: true,
-      dnsUpstreams: [`127.0.0.1:${resolver.port}`], logLevel: 'warn',
-    };
-    const tap = native.openTap({
-      netns: `/proc/${pid}/ns/net`, userns: `/proc/${pid}/ns/user`, name: 'tap0', queues: 1, vnetHdr: true,
-      offloads: native.TUN_F.CSUM | native.TUN_F.TSO4 | native.TUN_F.TSO6, loopbackUp: true,
-      link: { mtu: cfg.mtu, address: cfg.guest, prefixLength: 24, gateway: cfg.gateway },
-    });
-    const dev = new TapDevice(tap.fds[0]!, { vnetHdr: tap.vnetHdr, name: 'tap0' });
-    const counters: Record<string, number> = {};
-    const logs: string[] = [];
-    const log = { enabled: () => true, log: (level: string, msg: string) => { logs.push(`${level}: ${msg}`); } };
-    const sw = new Switch({ counters });
-    const port = new TapPort(1, dev);
-    sw.addPort(port);
+    const { pid, inContainer } = await startContainer();
+    const cfg = testConfig({ dnsUpstreams: [`127.0.0.1:${resolver.port}`] });
     let udp: InstanceType<typeof UdpTranslator> | null = null;
     let icmp: InstanceType<typeof IcmpTranslator> | null = null;
-    const router = new Router(cfg, {
-      switch: sw, counters, offloads: tap.vnetHdr,
-      onForward: (f, e, ip) => {
-        if (ip.protocol === 17) udp?.onPacket(f, e, ip);
-        else if (ip.protocol === 1) icmp?.onPacket(f, e, ip);
-      },
+    const { dev, counters, sw, port, router } = await serveTap(pid, cfg, 'configured', (f, e, ip) => {
+      if (ip.protocol === 17) udp?.onPacket(f, e, ip);
+      else if (ip.protocol === 1) icmp?.onPacket(f, e, ip);
     });
+    const logs: string[] = [];
+    const log = { enabled: () => true, log: (level: string, msg: string) => { logs.push(`${level}: ${msg}`); } };
     const ctx = { config: cfg, sink: router, counters, log };
     udp = new UdpTranslator(ctx);
     icmp = new IcmpTranslator(ctx);
@@ -111,8 +75,6 @@ if (ensureSandbox(__filename)) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-udp-'));
     const client = path.join(dir, 'client.js');
     fs.writeFileSync(client, CLIENT);
-    const inContainer = (args: string[]) => track(spawn('nsenter', ['-t', String(pid), '-U', '-n', '--preserve-credentials', ...args],
-      { stdio: ['ignore', 'pipe', 'pipe'] }));
     try {
       const r = await run(inContainer([process.execPath, client, String(gwSrv.port), String(outSrv.port), String(bigPort)]), 20_000);
       t.diagnostic(`client: ${r.out.trim()} ${r.err.trim()}`);
@@ -150,14 +112,10 @@ if (ensureSandbox(__filename)) {
       assert.ok((counters[IcmpCounters.RX_ECHO] ?? 0) >= 2);
       assert.equal(logs.filter((l) => l.startsWith('warn')).length, 0, logs.join('\n'));
       // Nothing our translators sent was refused by the guest's kernel as a bad checksum.
-      const snmp = spawnSync('nsenter', ['-t', String(pid), '-U', '-n', '--preserve-credentials', 'cat', '/proc/net/snmp'], { encoding: 'utf8' });
-      const udpLines = snmp.stdout.split('\n').filter((l) => l.startsWith('Udp:'));
-      if (udpLines.length === 2) {
-        const names = udpLines[0]!.split(/\s+/);
-        const vals = udpLines[1]!.split(/\s+/);
-        const inCsum = Number(vals[names.indexOf('InCsumErrors')]);
-        t.diagnostic(`guest Udp: ${udpLines[1]}`);
-        assert.equal(inCsum, 0, 'guest UDP InCsumErrors');
+      const udpStats = guestSnmp(pid, 'Udp');
+      if (Object.keys(udpStats).length > 0) {
+        t.diagnostic(`guest Udp: ${JSON.stringify(udpStats)}`);
+        assert.equal(udpStats.InCsumErrors, 0, 'guest UDP InCsumErrors');
       }
     } finally {
       udp.close();
