@@ -2,20 +2,18 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DhcpServer, OFFER_HOLD_MS, type DhcpServerConfig } from '../../src/gateway/dhcp-server';
-import { Router, type RouterConfig } from '../../src/gateway/router';
-import { Switch, TapPort } from '../../src/switch/switch';
-import { MemoryDevice } from '../../src/link/memory';
+import type { RouterConfig } from '../../src/gateway/router';
 import { parseIpv4, parseMac } from '../../src/wire/addr';
 import { checksum, pseudoHeaderSum4 } from '../../src/wire/checksum';
-import { emitEthernet, EtherType, ETH_HDR_LEN } from '../../src/wire/ethernet';
+import { emitEthernet, EtherType } from '../../src/wire/ethernet';
 import { emitIpv4Header, IpProtocol, Ipv4View, IPV4_HDR_LEN } from '../../src/wire/ipv4';
 import { emitUdpHeader, setUdpChecksum, UdpView } from '../../src/wire/udp';
-import { VNET_HDR_LEN } from '../../src/wire/vnet';
 import {
   BootpOp, DHCP_FLAG_BROADCAST, DhcpMessageType, DhcpOption, type DhcpRepr, DhcpView, dhcpBufferLen, emitDhcp,
   parseDhcp,
 } from '../../src/wire/dhcp';
 import { loadFixture } from '../fixtures/load';
+import { BCAST, ETH, gatewayOnMemory, GW, GW_MAC, IP, L4, ROUTER_CFG } from '../helpers/frames';
 
 const ip = (s: string): number => parseIpv4(s)!;
 const mac = (s: string): Uint8Array => parseMac(s)!;
@@ -23,17 +21,7 @@ const hex = (s: string): string => s.replace(/\s+/g, '').toLowerCase();
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const u32b = (v: number): Uint8Array => new Uint8Array([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
 
-const GW_MAC = mac('52:55:0a:00:02:02');
-const BCAST = mac('ff:ff:ff:ff:ff:ff');
-const GW = ip('10.0.2.2');
-const CFG: RouterConfig = {
-  network: ip('10.0.2.0'), prefixLength: 24, gateway: GW, dns: ip('10.0.2.3'), dhcpStart: ip('10.0.2.15'), dhcpCount: 16,
-  gatewayMac: [...GW_MAC], mtu: 1500,
-};
-
-const ETH = VNET_HDR_LEN;
-const IP = ETH + ETH_HDR_LEN;
-const L4 = IP + IPV4_HDR_LEN;
+const CFG = ROUTER_CFG;
 const MSG = L4 + 8;
 
 /** The udhcpc client captured in test/fixtures/dhcp-discover.hex. */
@@ -41,16 +29,10 @@ const CLIENT_MAC = mac('02:54:53:00:00:64');
 const XID = 0x43877c1f;
 
 function setup(cfg: RouterConfig = CFG) {
-  let t = 5_000;
-  const now = () => t;
   const counters: Record<string, number> = {};
-  const sw = new Switch({ now, counters });
-  const dev = new MemoryDevice('guest');
-  const port = new TapPort(1, dev);
-  sw.addPort(port);
-  port.start(sw);
-  const router = new Router(cfg, { switch: sw, counters, now, onForward: () => { counters.test_forwarded = (counters.test_forwarded ?? 0) + 1; } });
-  return { dev, router, counters, advance: (ms: number) => { t += ms; } };
+  const { dev, router, advance } = gatewayOnMemory(cfg, 5_000,
+    () => { counters.test_forwarded = (counters.test_forwarded ?? 0) + 1; }, counters);
+  return { dev, router, counters, advance };
 }
 
 /** What udhcpc sends, shaped like the capture: client id, max size, parameter list, vendor class. */

@@ -7,56 +7,34 @@ import { MemoryDevice } from '../../src/link/memory';
 import { parseIpv4, parseMac } from '../../src/wire/addr';
 import { ArpOp, emitArp } from '../../src/wire/arp';
 import { checksum, pseudoHeaderSum4 } from '../../src/wire/checksum';
-import { emitEthernet, EtherType, ETH_HDR_LEN, EthernetView } from '../../src/wire/ethernet';
+import { emitEthernet, EtherType, EthernetView } from '../../src/wire/ethernet';
 import type { Frame } from '../../src/wire/frame';
 import { emitIcmpEcho, finishIcmpChecksum, IcmpType } from '../../src/wire/icmp';
 import { emitIpv4Header, IpProtocol, Ipv4View, IPV4_HDR_LEN } from '../../src/wire/ipv4';
 import { emitTcpHeader, TcpFlags } from '../../src/wire/tcp';
 import { emitUdpHeader } from '../../src/wire/udp';
-import { VNET_HDR_LEN } from '../../src/wire/vnet';
 import { setU16 } from '../../src/wire/bytes';
+import { BCAST, DNS, ETH, gatewayOnMemory, GW, GW_MAC, IP, L4, ROUTER_CFG } from '../helpers/frames';
 
 const ip = (s: string): number => parseIpv4(s)!;
 const mac = (s: string): Uint8Array => parseMac(s)!;
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-const GW_MAC = mac('52:55:0a:00:02:02');
 const GUEST_MAC = mac('5a:94:ef:e4:0c:ee');
-const BCAST = mac('ff:ff:ff:ff:ff:ff');
 const ZERO = new Uint8Array(6);
 const GUEST = ip('10.0.2.100');
-const GW = ip('10.0.2.2');
-const DNS = ip('10.0.2.3');
 
-const CFG: RouterConfig = {
-  network: ip('10.0.2.0'), prefixLength: 24, gateway: GW, dns: DNS, dhcpStart: ip('10.0.2.15'), dhcpCount: 16,
-  gatewayMac: [...GW_MAC], mtu: 1500,
-};
-
-const ETH = VNET_HDR_LEN;
-const IP = ETH + ETH_HDR_LEN;
-const L4 = IP + IPV4_HDR_LEN;
+const CFG = ROUTER_CFG;
 
 function setup(cfg: RouterConfig = CFG) {
-  let t = 1_000_000;
-  const now = () => t;
-  const counters: Record<string, number> = {};
-  const sw = new Switch({ now, counters });
-  const dev = new MemoryDevice('guest');
-  const port = new TapPort(1, dev);
-  sw.addPort(port);
-  port.start(sw);
   const forwarded: Array<{ proto: number; src: number; dst: number; len: number }> = [];
-  const router = new Router(cfg, {
-    switch: sw, counters, now,
-    onForward: (f: Frame, eth: EthernetView, v: Ipv4View) => {
-      assert.equal(eth.etherType, EtherType.IPV4);
-      assert.ok(v.b === f.buf);
-      forwarded.push({ proto: v.protocol, src: v.srcAddr, dst: v.dstAddr, len: v.totalLength });
-    },
+  const g = gatewayOnMemory(cfg, 1_000_000, (f: Frame, eth: EthernetView, v: Ipv4View) => {
+    assert.equal(eth.etherType, EtherType.IPV4);
+    assert.ok(v.b === f.buf);
+    forwarded.push({ proto: v.protocol, src: v.srcAddr, dst: v.dstAddr, len: v.totalLength });
   });
-  return { sw, dev, router, counters, forwarded, advance: (ms: number) => { t += ms; } };
+  return { ...g, forwarded };
 }
 
 function arpFrame(oper: number, sha: Uint8Array, spa: number, tha: Uint8Array, tpa: number, ethDst = BCAST): Uint8Array {
