@@ -22,6 +22,7 @@ import { emitEthernet, EtherType, ETH_HDR_LEN } from '../wire/ethernet';
 import { emitIcmpError, finishIcmpChecksum, ICMP_HDR_LEN, IcmpType, IcmpUnreachCode } from '../wire/icmp';
 import { emitIpv4Header, IpProtocol, IPV4_HDR_LEN } from '../wire/ipv4';
 import { emitVnetNone, VNET_HDR_LEN } from '../wire/vnet';
+import { QUOTE_MAX, type SendRing } from './host-dgram';
 import type { GuestSink } from './types';
 
 /** Bytes of the offending packet's payload quoted after its IP header (RFC 792: 64 bits). */
@@ -58,6 +59,38 @@ function isSingleHost(a: number): boolean {
   const first = a >>> 24;
   // 0/8 "this network", 127/8 loopback, 224/4 multicast, 240/4 reserved + limited broadcast.
   return first !== 0 && first !== 127 && first < 224;
+}
+
+/** A host send's error only says its socket was closed under it (the flow is gone): nothing to answer. */
+export function sendAbandoned(code: string | undefined): boolean {
+  return code === 'ECANCELED' || code === 'ERR_SOCKET_DGRAM_NOT_RUNNING';
+}
+
+/**
+ * A translator's host send failed locally (SendRing's `failed` callback, entry `i`): answer the
+ * guest with what its kernel would have heard on a real link, quoting the copy the ring kept. No
+ * route and "not permitted" come from the gateway, as from a router; ECONNREFUSED (only when
+ * `withPorts`: the protocol has ports) is port unreachable from the destination. Returns the
+ * IcmpErrorResult, or -1 when the error has no ICMP equivalent (the caller logs it).
+ */
+export function answerSendFailure(sink: GuestSink, gateway: number, code: string | undefined, withPorts: boolean,
+  ring: SendRing, i: number): IcmpErrorResult | -1 {
+  let icmp: number;
+  let from = gateway;
+  switch (code) {
+    case 'ENETUNREACH': icmp = IcmpUnreachCode.NET; break;
+    case 'EHOSTUNREACH':
+    case 'EHOSTDOWN': icmp = IcmpUnreachCode.HOST; break;
+    case 'ECONNREFUSED':
+      if (!withPorts) return -1;
+      icmp = IcmpUnreachCode.PORT;
+      from = ring.dst[i]!;
+      break;
+    case 'EACCES':
+    case 'EPERM': icmp = IcmpUnreachCode.ADMIN_PROHIBITED; break;
+    default: return -1;
+  }
+  return sendIcmpUnreachable(sink, icmp, from, ring.quote, i * QUOTE_MAX, ring.quoteLen[i]!);
 }
 
 /**

@@ -41,8 +41,8 @@ import { emitVnetNone, VNET_HDR_LEN } from '../wire/vnet';
 import { prefixMask } from '../wire/addr';
 import type { DataPlaneConfig } from '../worker/protocol';
 import { mapDestination } from './host-map';
-import { QUOTE_MAX, SendRing, syncLookup } from './host-dgram';
-import { sendIcmpUnreachable } from './icmp-error';
+import { SendRing, syncLookup } from './host-dgram';
+import { answerSendFailure, IcmpErrorResult, sendAbandoned, sendIcmpUnreachable } from './icmp-error';
 import { KeyedLruTable, Sweeper, type LruEntry } from './lru-table';
 import type { GuestSink, Logger, ProtocolTranslator, TranslatorContext } from './types';
 
@@ -351,21 +351,12 @@ export class IcmpTranslator implements ProtocolTranslator {
 
   private onSendFailed(ring: SendRing, i: number, err: Error): void {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ECANCELED' || code === 'ERR_SOCKET_DGRAM_NOT_RUNNING') return;
+    if (sendAbandoned(code)) return;
     count(this.counters, IcmpCounters.TX_ERROR);
-    const q = ring.quote;
-    const qo = i * QUOTE_MAX;
-    const ql = ring.quoteLen[i]!;
-    switch (code) {
-      case 'ENETUNREACH': this.icmpError(IcmpUnreachCode.NET, this.cfg.gateway, q, qo, ql); break;
-      case 'EHOSTUNREACH':
-      case 'EHOSTDOWN': this.icmpError(IcmpUnreachCode.HOST, this.cfg.gateway, q, qo, ql); break;
-      case 'EACCES':
-      case 'EPERM': this.icmpError(IcmpUnreachCode.ADMIN_PROHIBITED, this.cfg.gateway, q, qo, ql); break;
-      default:
-        if (this.log.enabled('debug')) this.log.log('debug', `icmp: send failed: ${code ?? err.message}`);
-        break;
-    }
+    // Echo has no ports: ECONNREFUSED has no ICMP equivalent here.
+    const r = answerSendFailure(this.sink, this.cfg.gateway, code, false, ring, i);
+    if (r === IcmpErrorResult.SENT) count(this.counters, IcmpCounters.ICMP_SENT);
+    else if (r < 0 && this.log.enabled('debug')) this.log.log('debug', `icmp: send failed: ${code ?? err.message}`);
   }
 
   private icmpError(code: number, from: number, buf: Uint8Array, ipOff: number, ipLen: number): void {

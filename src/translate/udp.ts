@@ -66,8 +66,8 @@ import { emitVnetHeader, emitVnetNone, GsoType, VnetFlags, VNET_HDR_LEN } from '
 import { prefixMask } from '../wire/addr';
 import type { DataPlaneConfig } from '../worker/protocol';
 import { mapDestination } from './host-map';
-import { ipv4FromString, QUOTE_MAX, SendRing, syncLookup } from './host-dgram';
-import { sendIcmpUnreachable } from './icmp-error';
+import { ipv4FromString, SendRing, syncLookup } from './host-dgram';
+import { answerSendFailure, IcmpErrorResult, sendAbandoned, sendIcmpUnreachable } from './icmp-error';
 import { KeyedLruTable, Sweeper, type LruEntry } from './lru-table';
 import type { GuestSink, Logger, ProtocolTranslator, TranslatorContext } from './types';
 
@@ -474,23 +474,11 @@ export class UdpTranslator implements ProtocolTranslator {
 
   private onSendFailed(ring: SendRing, i: number, err: Error): void {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ECANCELED' || code === 'ERR_SOCKET_DGRAM_NOT_RUNNING') return; // closed under it
+    if (sendAbandoned(code)) return;
     count(this.counters, UdpCounters.TX_ERROR);
-    const q = ring.quote;
-    const qo = i * QUOTE_MAX;
-    const ql = ring.quoteLen[i]!;
-    // What the guest's kernel would have heard from a router (or from the destination).
-    switch (code) {
-      case 'ENETUNREACH': this.icmpError(IcmpUnreachCode.NET, this.cfg.gateway, q, qo, ql); break;
-      case 'EHOSTUNREACH':
-      case 'EHOSTDOWN': this.icmpError(IcmpUnreachCode.HOST, this.cfg.gateway, q, qo, ql); break;
-      case 'ECONNREFUSED': this.icmpError(IcmpUnreachCode.PORT, ring.dst[i]!, q, qo, ql); break;
-      case 'EACCES':
-      case 'EPERM': this.icmpError(IcmpUnreachCode.ADMIN_PROHIBITED, this.cfg.gateway, q, qo, ql); break;
-      default:
-        if (this.log.enabled('debug')) this.log.log('debug', `udp: send failed: ${code ?? err.message}`);
-        break;
-    }
+    const r = answerSendFailure(this.sink, this.cfg.gateway, code, true, ring, i);
+    if (r === IcmpErrorResult.SENT) count(this.counters, UdpCounters.ICMP_SENT);
+    else if (r < 0 && this.log.enabled('debug')) this.log.log('debug', `udp: send failed: ${code ?? err.message}`);
   }
 
   private icmpError(code: number, from: number, buf: Uint8Array, ipOff: number, ipLen: number): void {
