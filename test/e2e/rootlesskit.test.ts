@@ -1,0 +1,82 @@
+// RootlessKit (Debian's rootlesskit) with --net=slirp4netns and --port-driver=slirp4netns, against
+// the real slirp4netns and tapswitch-slirp4netns, in the e2e sandbox (test/helpers/e2e-sandbox.ts):
+// the same scenario for both, so the suite shows the same behaviour from each.
+//
+//   rootlesskit --net=slirp4netns --slirp4netns-binary=BIN --port-driver=slirp4netns \
+//     -p 0.0.0.0:PORT:80/tcp --disable-host-loopback CMD
+//
+// CMD serves TCP on :80 and connects out to a server in the "outside" namespace. Checked: the
+// publish answers on the host (RootlessKit adds it through our API socket), the outbound
+// connection arrives NATed to the host's address, and RootlessKit called BIN its way (`-r 3`,
+// PID and tap0, no -c, no exit fd).
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { HOST, HOST_ADDR, OUTSIDE_ADDR, ROOT, SERVERS, dataPlaneMissing, makeOutside, probe, startServer, track } from '../helpers/sandbox';
+import { ensureWideSandbox, slirp4netnsImpls, which } from '../helpers/e2e-sandbox';
+
+const BIN = path.join(ROOT, 'dist', 'src', 'cli', 'slirp4netns.js');
+
+if (ensureWideSandbox(__filename)) {
+  const missing = which('rootlesskit') === null ? 'rootlesskit is not installed (apt-get install rootlesskit)'
+    : which('newuidmap') === null ? 'newuidmap is not installed (apt-get install uidmap)' : dataPlaneMissing();
+  const { impls, notes } = slirp4netnsImpls(BIN);
+  let port = 18080;
+  const outsideP = missing ? null : makeOutside();
+
+  for (const impl of impls) {
+    test(`RootlessKit + ${impl.name}: a -p publish answers on the host; outbound is NATed; called as RootlessKit does`,
+      { skip: missing ?? false, timeout: 120_000 }, async (t) => {
+        for (const n of notes) t.diagnostic(n);
+        const outside = await outsideP!;
+        const srv = await startServer(outside, 'tcp-server', ['--port', '0']);
+        const hostPort = port++;
+        const state = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-rk-'));
+        const inner = [
+          `"${process.execPath}" "${path.join(SERVERS, 'tcp-server.js')}" --port 80 &`,
+          `"${process.execPath}" "${path.join(SERVERS, 'probe.js')}" tcp ${OUTSIDE_ADDR} ${srv.port} hello;`,
+          'wait',
+        ].join(' ');
+        const rk = track(spawn('rootlesskit', [`--state-dir=${path.join(state, 'rk')}`, '--net=slirp4netns', `--slirp4netns-binary=${impl.bin}`,
+          '--port-driver=slirp4netns', '-p', `0.0.0.0:${hostPort}:80/tcp`, '--disable-host-loopback', 'sh', '-c', inner],
+        { stdio: ['ignore', 'pipe', 'pipe'] }));
+        let out = '';
+        let err = '';
+        rk.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+        rk.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+        const until = async (re: RegExp, ms: number) => {
+          const end = Date.now() + ms;
+          while (!re.test(out)) {
+            if (Date.now() > end || rk.exitCode !== null) throw new Error(`waiting for ${re}: stdout ${out}\nstderr ${err}`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        };
+        await until(/"ready":true/, 30_000);
+        await until(/"data":/, 30_000);
+        const outbound = JSON.parse(out.split('\n').find((l) => l.includes('"data":')) ?? '{}') as { data?: string };
+        assert.match(outbound.data ?? '', new RegExp(`^you are ${HOST_ADDR.replace(/\./g, '\\.')}:\\d+\\n`), 'outbound NATed to the host address');
+        // The publish (RootlessKit's slirp4netns port driver -> add_hostfwd on the API socket).
+        let got: Record<string, unknown> = {};
+        for (let i = 0; i < 50; i++) {
+          got = await probe(HOST, ['tcp', '127.0.0.1', String(hostPort), '']);
+          if (got.data !== undefined) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        assert.match(String(got.data), /^you are 10\.0\.2\.2:\d+\n$/, `publish: ${JSON.stringify(got)}; stderr ${err}`);
+        const fromOutside = await probe(outside, ['tcp', HOST_ADDR, String(hostPort), '']);
+        assert.match(String(fromOutside.data), new RegExp(`^you are ${OUTSIDE_ADDR.replace(/\./g, '\\.')}:\\d+\\n$`), 'an outside client keeps its address');
+        const calls = fs.readFileSync(impl.log, 'utf8').trim().split('\n');
+        const run = calls.find((l) => !l.includes('--help') && !l.includes('--version')) ?? '';
+        t.diagnostic(`RootlessKit called: ${calls.join(' | ')}`);
+        assert.match(run, /(^| )-r 3( |$)/);
+        assert.match(run, / tap0$/);
+        assert.doesNotMatch(run, /(^| )(-c|--configure|-e)( |$)/);
+        rk.kill('SIGTERM');
+        srv.stop();
+        await new Promise((r) => rk.once('exit', r));
+      });
+  }
+}
