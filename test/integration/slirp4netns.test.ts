@@ -216,6 +216,10 @@ if (ensureSandbox(__filename)) {
     assert.equal(r.code, 125, r.stderr);
     assert.match(r.stderr, /^tapswitch: cannot publish 0\.0\.0\.0:9080 -> 10\.0\.2\.100:80\/tcp: host port 9080\/tcp is already in use: /);
     assert.equal(fs.existsSync(marker), false, 'CMD must not have run');
+    // Let tapswitch pass SIGTERM on and reap what CMD left in the namespace (the background UDP
+    // server): killed before that, the orphan would keep this file's pipes, and the file, alive.
+    const exited = new Promise<number | null>((resolve) => runProc.once('exit', (code) => resolve(code)));
     runProc.kill('SIGTERM');
+    assert.equal(await exited, 143, 'CMD died of the SIGTERM passed on to it');
   });
 }
