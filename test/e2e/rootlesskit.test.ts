@@ -27,8 +27,16 @@ if (ensureWideSandbox(__filename)) {
   let port = 18080;
   const outsideP = missing ? null : makeOutside();
 
-  for (const impl of impls) {
-    test(`RootlessKit + ${impl.name}: a -p publish answers on the host; outbound is NATed; called as RootlessKit does`,
+  // A third run finds tapswitch-slirp4netns the way RootlessKit's default and slirp4netns's own test
+  // suite do: by PATH lookup of `slirp4netns` (a symlink named so, first on PATH; no
+  // --slirp4netns-binary).
+  const ours = impls.find((i) => i.name === 'tapswitch-slirp4netns') as (typeof impls)[number];
+  const pathDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-path-'));
+  fs.symlinkSync(ours.bin, path.join(pathDir, 'slirp4netns'));
+  const runs = [...impls.map((impl) => ({ impl, viaPath: false })), { impl: ours, viaPath: true }];
+
+  for (const { impl, viaPath } of runs) {
+    test(`RootlessKit + ${impl.name}${viaPath ? ' (found as `slirp4netns` on PATH)' : ''}: a -p publish answers on the host; outbound is NATed; called as RootlessKit does`,
       { skip: missing ?? false, timeout: 120_000 }, async (t) => {
         for (const n of notes) t.diagnostic(n);
         const outside = await outsideP!;
@@ -40,9 +48,11 @@ if (ensureWideSandbox(__filename)) {
           `"${process.execPath}" "${path.join(SERVERS, 'probe.js')}" tcp ${OUTSIDE_ADDR} ${srv.port} hello;`,
           'wait',
         ].join(' ');
-        const rk = track(spawn('rootlesskit', [`--state-dir=${path.join(state, 'rk')}`, '--net=slirp4netns', `--slirp4netns-binary=${impl.bin}`,
+        fs.writeFileSync(impl.log, '');
+        const rk = track(spawn('rootlesskit', [`--state-dir=${path.join(state, 'rk')}`, '--net=slirp4netns',
+          ...(viaPath ? [] : [`--slirp4netns-binary=${impl.bin}`]),
           '--port-driver=slirp4netns', '-p', `0.0.0.0:${hostPort}:80/tcp`, '--disable-host-loopback', 'sh', '-c', inner],
-        { stdio: ['ignore', 'pipe', 'pipe'] }));
+        { stdio: ['ignore', 'pipe', 'pipe'], env: viaPath ? { ...process.env, PATH: `${pathDir}:${process.env.PATH ?? '/usr/bin:/bin'}` } : process.env }));
         let out = '';
         let err = '';
         rk.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
