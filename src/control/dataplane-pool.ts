@@ -211,6 +211,11 @@ export class DataPlanePool {
 
   private onCrash(q: Queue, e: unknown): void {
     const why = firstLine(e);
+    // Requests to the forwards' worker that it will never answer now.
+    if (q.index === 0) {
+      for (const done of [...this.pendingFwd.values()]) done(null);
+      this.pendingFwd.clear();
+    }
     this.opts.log.error(`queue ${q.index}: data-plane worker failed: ${why}`);
     const now = Date.now();
     while (this.restartTimes.length > 0 && now - (this.restartTimes[0] as number) > this.opts.restartWindowMs) {

@@ -57,3 +57,33 @@ test('a missing worker file is ERR_NO_WORKER', () => {
   assert.throws(() => new DataPlanePool({ fds: [1], vnetHdr: true, config, log: capture().log, workerFile: '/nonexistent/task.js' }),
     (e: unknown) => e instanceof TapswitchError && e.code === 'ERR_NO_WORKER');
 });
+
+test('hostFwd(): add/list/remove go to queue 0\'s worker; a restarted worker re-opens the forwards under their ids', async () => {
+  const { log, lines } = capture();
+  const pool = new DataPlanePool({ fds: [100, 101], vnetHdr: true, config, log, workerFile });
+  await pool.start();
+  const fwd = pool.hostFwd();
+  const rule = (hostPort: number) => ({ proto: 'tcp' as const, hostAddr: '0.0.0.0', hostPort, guestAddr: '10.0.2.100', guestPort: 80 });
+  const a = await fwd.add(rule(8080));
+  const b = await fwd.add(rule(8081));
+  assert.ok(a.ok && b.ok);
+  assert.deepEqual([a.entry.id, b.entry.id], [1, 2]);
+  assert.deepEqual(await fwd.add(rule(8080)), { ok: false, reason: 'tcp 0.0.0.0:8080 collides with forward 1' });
+  assert.equal(await fwd.remove(1), 'removed');
+  assert.equal(await fwd.remove(1), 'not-found');
+  // This add makes the fake worker fail: the pool restarts it and re-opens forward 2 as id 2.
+  assert.deepEqual(await fwd.add(rule(6666)), { ok: false, reason: 'the data plane is not running' });
+  for (let i = 0; i < 100 && !lines.some((l) => l.includes('re-opening 1 port forward')); i++) await new Promise((r) => setTimeout(r, 20));
+  let listed: readonly { id: number; hostPort: number }[] = [];
+  for (let i = 0; i < 100; i++) {
+    listed = await fwd.list();
+    if (listed.length === 1 && listed[0]?.id === 2) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.deepEqual(listed.map((e) => [e.id, e.hostPort]), [[2, 8081]]);
+  const c = await fwd.add(rule(8082));
+  assert.ok(c.ok);
+  assert.equal(c.entry.id, 3, 'ids are never reused');
+  await pool.stop();
+  assert.deepEqual(await fwd.add(rule(8083)), { ok: false, reason: 'the data plane is not running' });
+});
