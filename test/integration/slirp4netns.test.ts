@@ -75,6 +75,22 @@ if (ensureSandbox(__filename)) {
     assert.equal(fs.existsSync(api), false, 'API socket removed');
   });
 
+  test('-c honours --cidr, --mtu and --macaddress; the start-up lines say so', opts, async () => {
+    const c = await netnsOnly();
+    const s = startSlirp4netns(BIN, ['-c', '-r', '3', '--cidr=192.168.7.0/25', '--mtu=9000', '--macaddress=02:11:22:33:44:55',
+      '--disable-dns', '--netns-type=path', c.netns, 'tap0'], { readyFd: 3 });
+    assert.equal(await s.ready, '1', s.stderr());
+    const link = sh('nsenter', [`--net=${c.netns}`, 'ip', '-o', 'link', 'show', 'tap0']);
+    assert.match(link, /mtu 9000 /);
+    assert.match(link, /link\/ether 02:11:22:33:44:55 /);
+    assert.match(sh('nsenter', [`--net=${c.netns}`, 'ip', '-o', '-4', 'addr', 'show', 'tap0']), /inet 192\.168\.7\.100\/25 /);
+    assert.match(sh('nsenter', [`--net=${c.netns}`, 'ip', 'route']), /^default via 192\.168\.7\.2 dev tap0/m);
+    assert.match(s.stdout(), /\* DNS: +\(disabled\)/);
+    assert.match(s.stdout(), /\* MAC address: +02:11:22:33:44:55/);
+    s.proc.kill('SIGTERM');
+    assert.deepEqual(await s.exited, { code: 0, signal: null });
+  });
+
   test('an exit fd that is not open makes it exit 0 at once; a ready fd that is not open is an error (1)', opts, async () => {
     const c = await netnsOnly();
     // A high number: node itself opens a few fds (epoll, eventfd, ...) just above stdio.
