@@ -212,14 +212,8 @@ function help(text: string): number {
   return 0;
 }
 
-export interface RunKernelOptions {
-  network?: string;
-  name?: string;
-  ip?: string;
-  mac?: string;
-  publish?: string[];
-  command: string[];
-}
+/** `run`'s options on the kernel path: the driver's own, without its test hook. */
+export type RunKernelOptions = Omit<KernelRunOptions, 'onReady'>;
 
 /** `tapswitch run --network ...` on the kernel path; returns CMD's exit status (or ours on error). */
 export async function runKernel(opts: RunKernelOptions): Promise<number> {

@@ -33,6 +33,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parseCidr, planNetwork, ipToU32, u32ToIp, type NetworkPlan } from '../control/config';
 import { isTapswitchError } from '../control/errors';
+import type { Slirp4netnsOptions as ServeOptions } from '../control/slirp4netns-mode';
 import {
   SLIRP4NETNS_FEATURES, SLIRP4NETNS_PROG, formatSlirp4netnsHelp, formatSlirp4netnsVersion,
   type Slirp4netnsFeatureSet,
@@ -59,36 +60,17 @@ export interface OutboundAddr {
   ifname?: string;
 }
 
-export interface Slirp4netnsOptions {
-  /** `-c`: configure lo, the TAP, its address and the default route inside the namespace. */
-  configure: boolean;
-  /** `-e FD`, or null. */
-  exitFd: number | null;
-  /** `-r FD`, or null. */
-  readyFd: number | null;
-  mtu: number;
-  /** `--cidr` (default 10.0.2.0/24) as the address plan: gateway, DNS, DHCP start, guest. */
-  network: NetworkPlan;
+/** The parsed command line: what serving needs, plus what only the front end uses. */
+export interface Slirp4netnsOptions extends ServeOptions {
+  netnsType: NetnsType;
+  outboundAddr: OutboundAddr | null;
   /** The CIDR text as given (or the default). */
   cidr: string;
-  disableHostLoopback: boolean;
-  netnsType: NetnsType;
-  /** With netnsType "pid": the target process. */
-  targetPid: number | null;
-  /** With netnsType "path": the netns file. */
-  netnsPath: string | null;
-  usernsPath: string | null;
-  apiSocket: string | null;
-  tapName: string;
   enableIpv6: boolean;
   enableSandbox: boolean;
   enableSeccomp: boolean;
-  outboundAddr: OutboundAddr | null;
   /** `--outbound-addr6` as given (only accepted when IPv6 is implemented). */
   outboundAddr6: string | null;
-  disableDns: boolean;
-  /** `--macaddress`, normalised to lower-case `xx:xx:xx:xx:xx:xx`. */
-  macAddress: string | null;
   /** Lines slirp4netns prints on stdout while parsing (`WARNING: ...`), for the caller to print. */
   warnings: string[];
 }

@@ -32,22 +32,32 @@ import { ReadyFd, exitOnExitFd, type ExitFdWatch } from './ready-exit-fd';
 import { dnsUpstreams, formatStats, onSignals, precheck } from './runner';
 import type { NetworkPlan } from './config';
 
-/** What serving needs from the parsed command line (cli/slirp4netns-args.ts's Slirp4netnsOptions). */
+/**
+ * What serving needs from slirp4netns's command line (cli/slirp4netns-args.ts parses it into an
+ * extension of this type).
+ */
 export interface Slirp4netnsOptions {
+  /** `-c`: configure lo, the TAP, its address and the default route inside the namespace. */
   configure: boolean;
+  /** `-e FD`, or null. */
   exitFd: number | null;
+  /** `-r FD`, or null. */
   readyFd: number | null;
   mtu: number;
+  /** `--cidr` (default 10.0.2.0/24) as the address plan: gateway, DNS, DHCP start, guest. */
   network: NetworkPlan;
   disableHostLoopback: boolean;
   netnsType: 'pid' | 'path';
+  /** With netnsType "pid": the target process. */
   targetPid: number | null;
+  /** With netnsType "path": the netns file. */
   netnsPath: string | null;
   usernsPath: string | null;
   apiSocket: string | null;
   tapName: string;
   outboundAddr: { address: string } | null;
   disableDns: boolean;
+  /** `--macaddress`, normalised to lower-case `xx:xx:xx:xx:xx:xx`. */
   macAddress: string | null;
 }
 
