@@ -318,17 +318,7 @@ export class TcpTranslator implements ProtocolTranslator {
     flow.guestMac.set(eth.b.subarray(eth.srcOffset, eth.srcOffset + 6));
     flow.quote = ip.b.slice(ip.o, ip.o + ip.hl + 8);
     initTemplate(flow.tmpl, flow.guestMac, this.ctx.sink.gatewayMac, dstIp, srcIp, dstPort, tcp.srcPort);
-    tcp.parseSynOptions(this.synOpts);
-    const o = this.synOpts;
-    flow.guestIsn = tcp.seqNumber;
-    flow.rcvNxt = (flow.guestIsn + 1) >>> 0;
-    flow.mss = Math.max(MIN_MSS, Math.min(o.mss > 0 ? o.mss : DEFAULT_MSS, this.ourMss));
-    if (o.windowScale >= 0) {
-      flow.wsOk = true;
-      flow.guestShift = o.windowScale;
-      flow.rcvShift = this.lim.windowShift;
-    }
-    flow.sndWnd = tcp.windowLen; // never scaled in a SYN
+    this.adoptGuestSyn(flow, tcp);
     flow.ourIsn = this.nextIsn();
     flow.rto = this.lim.initialRtoMs;
     flow.onWritten = (err) => this.onWriteDone(flow, err);
@@ -461,29 +451,34 @@ export class TcpTranslator implements ProtocolTranslator {
     }
     if (!(flags & TcpFlags.SYN) || !ackOk) { count(this.counters, C.UNEXPECTED_SEGMENT); return; }
     // SYN-ACK: the guest accepted.
-    tcp.parseSynOptions(this.synOpts);
-    const o = this.synOpts;
-    flow.guestIsn = tcp.seqNumber;
-    flow.rcvNxt = (flow.guestIsn + 1) >>> 0;
-    flow.mss = Math.max(MIN_MSS, Math.min(o.mss > 0 ? o.mss : DEFAULT_MSS, this.ourMss));
-    if (o.windowScale >= 0) {
-      flow.wsOk = true;
-      flow.guestShift = o.windowScale;
-    } else {
-      flow.rcvShift = 0;
-      flow.guestShift = 0;
-    }
+    this.adoptGuestSyn(flow, tcp);
     flow.rcvAdvEdge = (flow.rcvNxt + Math.min(this.lim.rcvBuf, 0xffff)) >>> 0;
     this.connecting.remove(flow);
     this.setState(flow, TcpFlowState.ESTABLISHED);
     count(this.counters, C.CONNECTED);
-    flow.sndWnd = tcp.windowLen; // never scaled in a SYN-ACK
     flow.retransmits = 0;
     flow.rto = this.lim.initialRtoMs;
     flow.rtxAt = 0;
     this.sendFlags(flow, flow.seqOf(0), TcpFlags.ACK);
     this.armTimer(flow);
     this.updateReading(flow);
+  }
+
+  /**
+   * The guest's SYN (outbound flows) or SYN-ACK (inbound flows) fixes its ISN, its MSS and window
+   * scaling both ways: scaling is on only when both sides offered it (RFC 7323 §1.3), else neither
+   * shifts. Its window field is never scaled.
+   */
+  private adoptGuestSyn(flow: TcpFlow, tcp: TcpView): void {
+    tcp.parseSynOptions(this.synOpts);
+    const o = this.synOpts;
+    flow.guestIsn = tcp.seqNumber;
+    flow.rcvNxt = (flow.guestIsn + 1) >>> 0;
+    flow.mss = Math.max(MIN_MSS, Math.min(o.mss > 0 ? o.mss : DEFAULT_MSS, this.ourMss));
+    flow.wsOk = o.windowScale >= 0;
+    flow.guestShift = flow.wsOk ? o.windowScale : 0;
+    flow.rcvShift = flow.wsOk ? this.lim.windowShift : 0;
+    flow.sndWnd = tcp.windowLen;
   }
 
   /** Apply the table bounds before a new flow; false = drop this SYN. */
