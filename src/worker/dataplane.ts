@@ -12,7 +12,7 @@
 // Nothing the guest sends may throw out of here: each frame is switched inside a try, and an
 // exception is counted (and logged at debug) rather than ending the batch or the worker.
 import type { Device } from '../link/device';
-import { Switch, TapPort, type SwitchPort } from '../switch/switch';
+import { Switch, TapPort } from '../switch/switch';
 import { Router } from '../gateway/router';
 import { TcpTranslator } from '../translate/tcp';
 import { UdpTranslator } from '../translate/udp';
@@ -38,7 +38,7 @@ const CRASH_MAGIC = Buffer.from('tapswitch-test-crash');
 export class DataPlane {
   readonly counters: Counters = {};
   private readonly sw: Switch;
-  private readonly port: GuardedTapPort;
+  private readonly port: TapPort;
   private readonly router: Router;
   private readonly tcp: TcpTranslator;
   private readonly udp: UdpTranslator;
@@ -64,7 +64,12 @@ export class DataPlane {
     this.tcp = new TcpTranslator(ctx, { multiQueue: (opts.queueCount ?? 1) > 1 });
     this.udp = new UdpTranslator(ctx);
     this.icmp = new IcmpTranslator(ctx);
-    this.port = new GuardedTapPort(1, device, this.counters, log);
+    // Nothing the guest sends may throw out of the receive loop: a frame that made a layer throw is
+    // counted (a bug to find: the fuzz test asserts this stays 0) and dropped.
+    this.port = new TapPort(1, device, (e) => {
+      count(this.counters, 'packet_loop_exceptions');
+      if (log.enabled('debug')) log.log('debug', `dropped a frame after an exception: ${(e as Error).stack ?? String(e)}`);
+    });
     this.sw.addPort(this.port);
   }
 
@@ -131,26 +136,5 @@ export class DataPlane {
     this.tcp.close();
     this.udp.close();
     this.icmp.close();
-  }
-}
-
-/** A TapPort whose per-frame switching cannot throw out of the receive loop. */
-class GuardedTapPort extends TapPort {
-  constructor(id: number, device: Device, private readonly counters: Counters, private readonly log: Logger) {
-    super(id, device);
-  }
-
-  override start(sw: Switch): void {
-    const guarded: Pick<Switch, 'input'> = {
-      input: (from: SwitchPort, frame: Frame) => {
-        try {
-          sw.input(from, frame);
-        } catch (e) {
-          count(this.counters, 'packet_loop_exceptions');
-          if (this.log.enabled('debug')) this.log.log('debug', `dropped a frame after an exception: ${(e as Error).stack ?? String(e)}`);
-        }
-      },
-    };
-    super.start(guarded as Switch);
   }
 }

@@ -205,6 +205,36 @@ test('TapPort: several memory devices switched together', () => {
   assert.equal(devs[1]!.sent.length, 3);
 });
 
+test('TapPort with onError: a frame that makes a layer throw is dropped, the rest of the batch goes on', () => {
+  const sw = new Switch();
+  const errors: unknown[] = [];
+  const dev = new MemoryDevice('m1');
+  const port = new TapPort(1, dev, (e) => errors.push(e));
+  const got: Uint8Array[] = [];
+  const faulty: SwitchPort = {
+    id: 2,
+    deliver(frame) {
+      const b = frame.buf.slice(frame.off, frame.off + frame.len);
+      if (b[VNET_HDR_LEN + 6 + 5] === 0x0b) throw new Error('layer bug');
+      got.push(b);
+    },
+    deliverParts() {},
+  };
+  sw.addPort(port);
+  sw.addPort(faulty);
+  port.start(sw);
+  dev.inject(frameBytes(BCAST, A), frameBytes(BCAST, B), frameBytes(BCAST, C));
+  assert.equal(errors.length, 1);
+  assert.equal((errors[0] as Error).message, 'layer bug');
+  assert.deepEqual(got, [frameBytes(BCAST, A), frameBytes(BCAST, C)]);
+  assert.equal(dev.slotsInUse, 0);
+  // Without onError the exception reaches the caller (what tests of the layers want).
+  const bare = new TapPort(3, new MemoryDevice('m2'));
+  sw.addPort(bare);
+  bare.start(sw);
+  assert.throws(() => (bare.device as MemoryDevice).inject(frameBytes(BCAST, B)), /layer bug/);
+});
+
 test('pinned MACs: never flooded, never aged or evicted, cannot be taken over from another port', () => {
   const { sw, ports: [p1, p2, p3], advance } = setup({ maxEntries: 2, agingMs: 1000 });
   const GW = parseMac('52:55:0a:00:02:02')!;
