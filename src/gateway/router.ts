@@ -170,6 +170,10 @@ export class Router implements SwitchPort, GuestSink {
     return null;
   }
 
+  macFor6(_b: Uint8Array, _o: number): Uint8Array | null {
+    return null; // no IPv6 neighbour table yet
+  }
+
   send(parts: readonly Uint8Array[]): boolean {
     return this.sw.inputParts(this, parts);
   }

@@ -37,6 +37,7 @@ import { emitEthernet, EtherType, ETH_HDR_LEN, type EthernetView } from '../wire
 import { count, type Counters, type Frame } from '../wire/frame';
 import { IcmpType, IcmpUnreachCode, IcmpView, ICMP_HDR_LEN } from '../wire/icmp';
 import { emitIpv4Header, IpProtocol, IPV4_HDR_LEN, type Ipv4View } from '../wire/ipv4';
+import type { Ipv6View } from '../wire/ipv6';
 import { emitVnetNone, VNET_HDR_LEN } from '../wire/vnet';
 import { prefixMask } from '../wire/addr';
 import type { DataPlaneConfig } from '../worker/protocol';
@@ -180,6 +181,11 @@ export class IcmpTranslator implements ProtocolTranslator {
   get echoEnabled(): boolean { return !this.disabled; }
 
   get pendingSends(): number { return this.ring.pending; }
+
+  /** IPv6 from the guest: not translated yet (IPv6 support is being added). */
+  onPacket6(_frame: Frame, _eth: EthernetView, _ip: Ipv6View): void {
+    count(this.counters, 'ipv6_unsupported_dropped');
+  }
 
   onPacket(frame: Frame, _eth: EthernetView, ip: Ipv4View): void {
     const c = this.counters;

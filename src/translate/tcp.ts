@@ -62,6 +62,7 @@ import type { EthernetView } from '../wire/ethernet';
 import { count, type Counters, type Frame } from '../wire/frame';
 import { IcmpUnreachCode } from '../wire/icmp';
 import type { Ipv4View } from '../wire/ipv4';
+import type { Ipv6View } from '../wire/ipv6';
 import { seqDiff, seqGt } from '../wire/seq';
 import { TcpFlags, TcpView, emitSynAckOptions, newTcpSynOptions } from '../wire/tcp';
 import { FlowTable } from './flow-table';
@@ -238,6 +239,11 @@ export class TcpTranslator implements ProtocolTranslator {
 
   // ---------------------------------------------------------------------------------------------
   // Guest -> translator
+
+  /** IPv6 from the guest: not translated yet (IPv6 support is being added). */
+  onPacket6(_frame: Frame, _eth: EthernetView, _ip: Ipv6View): void {
+    count(this.ctx.counters, 'ipv6_unsupported_dropped');
+  }
 
   onPacket(frame: Frame, eth: EthernetView, ip: Ipv4View): void {
     try {

@@ -2,6 +2,7 @@
 import type { Counters, Frame } from '../wire/frame';
 import type { EthernetView } from '../wire/ethernet';
 import type { Ipv4View } from '../wire/ipv4';
+import type { Ipv6View } from '../wire/ipv6';
 import type { DataPlaneConfig, LogLevel } from '../worker/protocol';
 
 /** The way back to the container: frames built by a translator are sent through it. */
@@ -10,6 +11,11 @@ export interface GuestSink {
   readonly gatewayMac: Uint8Array;
   /** The guest's MAC for an IPv4 address, or null when not yet known (an ARP request goes out). */
   macFor(ip: number): Uint8Array | null;
+  /**
+   * The guest's MAC for the 16-byte IPv6 address at b[o], or null when not yet known (a Neighbor
+   * Solicitation goes out, rate-limited).
+   */
+  macFor6(b: Uint8Array, o: number): Uint8Array | null;
   /** Send one frame (virtio-net header first) made of parts. False: dropped. */
   send(parts: readonly Uint8Array[]): boolean;
   /** True when the guest's link carries offloads (NEEDS_CSUM/TSO); else full checksums are needed. */
@@ -28,6 +34,12 @@ export interface Logger {
  */
 export interface ProtocolTranslator {
   onPacket(frame: Frame, eth: EthernetView, ip: Ipv4View): void;
+  /**
+   * The same for an IPv6 packet from the guest (only when config.ipv6 is set). ip is bound to
+   * `frame`; upper-layer protocol = ip.nextHeader (extension headers are not walked: packets
+   * carrying them are dropped and counted by the router before they get here).
+   */
+  onPacket6(frame: Frame, eth: EthernetView, ip: Ipv6View): void;
   /** Number of live flows (bounded). */
   readonly flowCount: number;
   /** Close every host socket and forget every flow. */

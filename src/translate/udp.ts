@@ -59,6 +59,7 @@ import { emitEthernet, EtherType, ETH_HDR_LEN, type EthernetView } from '../wire
 import { count, type Counters, type Frame } from '../wire/frame';
 import { IcmpUnreachCode } from '../wire/icmp';
 import { emitIpv4Header, IpProtocol, IPV4_HDR_LEN, type Ipv4View } from '../wire/ipv4';
+import type { Ipv6View } from '../wire/ipv6';
 import { emitUdpHeader, setUdpChecksum, UdpView, UDP_HDR_LEN } from '../wire/udp';
 import { setU16 } from '../wire/bytes';
 import { checksum } from '../wire/checksum';
@@ -246,6 +247,11 @@ export class UdpTranslator implements ProtocolTranslator {
 
   /** Sends handed to dgram whose callback has not run yet (each holds a receive slot). */
   get pendingSends(): number { return this.ring.pending; }
+
+  /** IPv6 from the guest: not translated yet (IPv6 support is being added). */
+  onPacket6(_frame: Frame, _eth: EthernetView, _ip: Ipv6View): void {
+    count(this.counters, 'ipv6_unsupported_dropped');
+  }
 
   onPacket(frame: Frame, _eth: EthernetView, ip: Ipv4View): void {
     const c = this.counters;

@@ -29,7 +29,29 @@ export interface DataPlaneConfig {
   dnsUpstreams: string[];
   /** Bind outbound host sockets to this IPv4 address (slirp4netns --outbound-addr); undefined: any. */
   outboundAddr?: string;
+  /** IPv6 on the guest link (slirp4netns -6); null or absent: IPv6 frames are dropped and counted. */
+  ipv6?: DataPlaneIpv6Config | null;
   logLevel: LogLevel;
+}
+
+/**
+ * IPv6 as slirp4netns -6 offers it: one /64 (fd00::/64), the gateway (fd00::2, standing for the
+ * host's ::1 unless hostLoopback is off), the DNS forwarder (fd00::3), router advertisements from
+ * the link-local fe80::2 carrying the prefix (SLAAC) and RDNSS. Addresses are RFC 5952 text here
+ * (plain data for structured clone); workers parse them once at start.
+ */
+export interface DataPlaneIpv6Config {
+  /** The /64 prefix, e.g. "fd00::". */
+  prefix: string;
+  prefixLength: 64;
+  /** e.g. "fd00::2" */
+  gateway: string;
+  /** e.g. "fd00::3"; null when DNS is disabled. */
+  dns: string | null;
+  /** The gateway's link-local address, source of RAs and NAs for it: "fe80::2". */
+  linkLocal: string;
+  /** Bind outbound IPv6 host sockets to this address (slirp4netns --outbound-addr6); undefined: any. */
+  outboundAddr?: string;
 }
 
 /** The one long-lived piscina task per queue: it resolves only when told to stop. */

@@ -55,6 +55,7 @@ export class Harness {
     this.sink = {
       gatewayMac: GW_MAC,
       macFor: (a: number) => (this.knowsMac && a === cfg.guest ? GUEST_MAC : null),
+      macFor6: () => null,
       send: (parts: readonly Uint8Array[]) => dev.send(parts),
       offloads,
     };

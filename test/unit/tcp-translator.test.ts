@@ -152,6 +152,7 @@ class Harness {
     this.sink = {
       gatewayMac: GW_MAC,
       macFor: (a: number) => (a === GUEST ? GUEST_MAC : null),
+      macFor6: () => null,
       send: (parts) => this.dev.send(parts),
       offloads,
     };
