@@ -42,3 +42,12 @@ export function updateChecksum16(check: number, old: number, now: number): numbe
 export function updateChecksum32(check: number, old: number, now: number): number {
   return ~fold((~check & 0xffff) + (~(old >>> 16) & 0xffff) + (~old & 0xffff) + (now >>> 16) + (now & 0xffff)) & 0xffff;
 }
+
+/**
+ * Unfolded sum of the IPv6 pseudo-header (RFC 8200 §8.1) for TCP/UDP/ICMPv6: the 16-byte source
+ * and destination addresses at b[srcOff] and b2[dstOff], the upper-layer length and next header.
+ */
+export function pseudoHeaderSum6(b: Uint8Array, srcOff: number, b2: Uint8Array, dstOff: number,
+  nextHeader: number, length: number): number {
+  return sum16(b, srcOff, 16, sum16(b2, dstOff, 16, nextHeader + (length >>> 16) + (length & 0xffff)));
+}
