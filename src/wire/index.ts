@@ -12,3 +12,5 @@ export * from './udp';
 export * from './tcp';
 export * from './frame';
 export * from './ipv6';
+export * from './ipv6-addr';
+export * from './icmpv6';
