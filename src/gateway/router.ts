@@ -20,12 +20,34 @@
 //               - TCP/UDP to the gateway/DNS address, and TCP/UDP/ICMP to any other unicast
 //                 destination -> onForward (the worker connects the translators);
 //               - other broadcasts and multicasts -> dropped and counted.
-//   IPv6, other ethertypes -> dropped and counted (IPv6 comes later).
+//   IPv6      only with config.ipv6 (slirp4netns -6); without it every IPv6 frame is counted and
+//             dropped. The router then also owns fe80::2 (link-local, source of its NDP), the
+//             gateway fd00::2 and the DNS address fd00::3 (when enabled) on the /64 prefix:
+//               - NDP (RFC 4861; hop limit 255, code 0 and checksum checked, options walked):
+//                 NS for our addresses -> NA (Router, Solicited, Override flags, our MAC); a DAD
+//                 probe (source ::) for one of our addresses is defended with a multicast NA
+//                 (§7.2.4, RFC 4862 §5.4.3), any other DAD probe is never answered; RS -> RA
+//                 (unicast to its source, or to ff02::1 from ::); NA -> neighbour cache; RA and
+//                 Redirect from the guest -> dropped and counted;
+//               - RAs (also unsolicited: on start, when the guest first shows up, then every
+//                 66-200 s) carry our MAC, the MTU, the prefix (on-link, autonomous: SLAAC) and
+//                 RDNSS with the DNS address; M/O flags off; router lifetime 1800 s;
+//               - ICMPv6 echo requests to our addresses -> answered from the address asked;
+//               - MLD (reports behind hop-by-hop options, or bare) -> dropped quietly, counted;
+//               - TCP/UDP to a unicast global destination (fd00::2 and fd00::3 included), and
+//                 echo requests to other addresses -> onForward6 (the translators);
+//               - anything else: other extension headers, multicast, link-local or special
+//                 destinations, sources outside the prefix and link-local -> dropped, counted.
+//             Sources on the link are learned into the neighbour cache (gateway/ndp.ts).
+//   Other ethertypes -> dropped and counted.
 //
 // The router is also the translators' GuestSink: macFor() answers from the ARP table, and when an
 // address is unknown sends an ARP request from the gateway address (at most one per address per
-// second, and at most ARP_REQUESTS_PER_SECOND overall) and returns null; send() hands frames to
-// the switch as coming from this port.
+// second, and at most ARP_REQUESTS_PER_SECOND overall) and returns null; macFor6() does the same
+// with the neighbour cache and a Neighbor Solicitation from fe80::2 to the solicited-node group
+// (NS_PER_SECOND, NS_RETRY_MS); send() hands frames to the switch as coming from this port.
+// tick() (called about once a second by the data plane, and by tests on their own clock) sends
+// the unsolicited RAs that are due.
 //
 // Replies are built in buffers preallocated per router and sent with a virtio-net header of
 // zeros: they are complete frames with every checksum filled in. Nothing here throws on input:
@@ -38,17 +60,32 @@ import { type Counters, type Frame, count } from '../wire/frame';
 import { IcmpType, IcmpView, finishIcmpChecksum } from '../wire/icmp';
 import { IPV4_HDR_LEN, IpProtocol, Ipv4View, emitIpv4Header } from '../wire/ipv4';
 import { UDP_HDR_LEN, UdpView, emitUdpHeader, setUdpChecksum } from '../wire/udp';
+import { IPV6_HDR_LEN, Ipv6NextHeader, Ipv6View, emitIpv6Header } from '../wire/ipv6';
+import {
+  emitMulticastMac6, emitSolicitedNodeMulticast6, ipv6Equal, ipv6PrefixEqual, isIpv4Mapped6, isLinkLocal6,
+  isLoopback6, isMulticast6, isSolicitedNodeMulticast6, isUnspecified6, parseIpv6,
+} from '../wire/ipv6-addr';
+import {
+  ICMPV6_NEXT_HEADER, Icmpv6Type, Icmpv6View, NaFlags, NdpOptionReader, NdpOptionType, NeighborAdvertView,
+  NeighborSolicitView, PrefixFlags, RouterSolicitView, emitLinkLayerAddrOption, emitMtuOption, emitNeighborAdvert,
+  emitNeighborSolicit, emitPrefixInfoOption, emitRdnssOption, emitRouterAdvert, finishIcmpv6Checksum,
+} from '../wire/icmpv6';
 import { VNET_HDR_LEN, emitVnetNone } from '../wire/vnet';
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT } from '../wire/dhcp';
 import type { Switch, SwitchPort } from '../switch/switch';
 import type { GuestSink } from '../translate/types';
 import type { DataPlaneConfig } from '../worker/protocol';
 import { DhcpServer } from './dhcp-server';
+import {
+  NeighborCache, PREFIX_PREFERRED_LIFETIME_S, PREFIX_VALID_LIFETIME_S, RA_CUR_HOP_LIMIT, RA_ROUTER_LIFETIME_S,
+  RDNSS_LIFETIME_S, RaSchedule,
+} from './ndp';
 
 export type RouterConfig = Pick<DataPlaneConfig,
-  'network' | 'prefixLength' | 'gateway' | 'dns' | 'dhcpStart' | 'dhcpCount' | 'gatewayMac' | 'mtu'>;
+  'network' | 'prefixLength' | 'gateway' | 'dns' | 'dhcpStart' | 'dhcpCount' | 'gatewayMac' | 'mtu' | 'ipv6'>;
 
 export type ForwardFn = (frame: Frame, eth: EthernetView, ip: Ipv4View) => void;
+export type Forward6Fn = (frame: Frame, eth: EthernetView, ip: Ipv6View) => void;
 
 export interface RouterOptions {
   /** The switch this router is a port of; the constructor adds it (with `id`) and pins gatewayMac to it. */
@@ -66,6 +103,38 @@ export interface RouterOptions {
   dhcp?: DhcpServer | null;
   /** Bound of the ARP table (guest IPv4 -> MAC). Default 1024. */
   arpTableSize?: number;
+  /** IPv6 packets for the translators (only with config.ipv6); absent: counted and dropped. */
+  onForward6?: Forward6Fn;
+  /** Bound of the IPv6 neighbour cache. Default 1024. */
+  neighborCacheSize?: number;
+  /** Uniform [0, 1) for the RA interval. Default Math.random. */
+  random?: () => number;
+}
+
+/** The IPv6 side of the config, parsed once. */
+interface Ipv6Plan {
+  prefix: Uint8Array;
+  gateway: Uint8Array;
+  /** null: no DNS forwarder. */
+  dns: Uint8Array | null;
+  linkLocal: Uint8Array;
+  /** RDNSS servers in RAs (empty without DNS). */
+  rdnss: Uint8Array[];
+}
+
+function parsePlan6(cfg: NonNullable<RouterConfig['ipv6']>): Ipv6Plan {
+  const need = (what: string, text: string): Uint8Array => {
+    const a = parseIpv6(text);
+    if (a === null) throw new Error(`router: ipv6.${what} is not an IPv6 address: ${text}`);
+    return a;
+  };
+  if (cfg.prefixLength !== 64) throw new Error('router: ipv6.prefixLength must be 64');
+  const prefix = need('prefix', cfg.prefix);
+  for (let i = 8; i < 16; i++) prefix[i] = 0;
+  const dns = cfg.dns === null ? null : need('dns', cfg.dns);
+  const linkLocal = need('linkLocal', cfg.linkLocal);
+  if (!isLinkLocal6(linkLocal, 0)) throw new Error(`router: ipv6.linkLocal must be link-local: ${cfg.linkLocal}`);
+  return { prefix, gateway: need('gateway', cfg.gateway), dns, linkLocal, rdnss: dns === null ? [] : [dns] };
 }
 
 /** Overall cap on ARP requests macFor() may send. */
@@ -79,9 +148,21 @@ const ETH = VNET_HDR_LEN;
 const IP = ETH + ETH_HDR_LEN;
 const L4 = IP + IPV4_HDR_LEN;
 const MAX_FRAME = IP + 0xffff;
+/** ICMPv6 right after a fixed IPv6 header (replies never carry extension headers). */
+const L4_6 = IP + IPV6_HDR_LEN;
+/** IPv6 (RFC 8200 §5): every link carries 1280; an MTU option below that is meaningless. */
+const IPV6_MIN_MTU = 1280;
+const ALL_NODES = Uint8Array.from([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 const BROADCAST_MAC = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
 const ZERO_MAC = new Uint8Array(6);
 const NO_OWNER = { retain(): void {}, release(): void {} };
+
+/** Next Header values that are extension headers (RFC 8200 §4, RFC 7045). */
+function isExtensionHeader(nh: number): boolean {
+  return nh === Ipv6NextHeader.HOP_BY_HOP || nh === Ipv6NextHeader.ROUTING || nh === Ipv6NextHeader.FRAGMENT
+    || nh === Ipv6NextHeader.DEST_OPTS || nh === 50 || nh === 51 || nh === 135 || nh === 139 || nh === 140
+    || nh === Ipv6NextHeader.NO_NEXT;
+}
 
 function copyMac(dst: Uint8Array, d: number, src: Uint8Array, s: number): void {
   dst[d] = src[s]!; dst[d + 1] = src[s + 1]!; dst[d + 2] = src[s + 2]!;
@@ -136,6 +217,25 @@ export class Router implements SwitchPort, GuestSink {
   private arpWindowStart = -Infinity;
   private arpWindowCount = 0;
 
+  // ---- IPv6 (null/unused without config.ipv6) ----
+  private readonly v6: Ipv6Plan | null;
+  private readonly onForward6: Forward6Fn | null;
+  private readonly ip6 = new Ipv6View();
+  private readonly icmp6 = new Icmpv6View();
+  private readonly rs = new RouterSolicitView();
+  private readonly ns = new NeighborSolicitView();
+  private readonly na = new NeighborAdvertView();
+  private readonly opts6 = new NdpOptionReader();
+  private readonly neighbors: NeighborCache;
+  private readonly ra: RaSchedule;
+  /** Whether any IPv6 frame came from the guest yet (the first one triggers an RA). */
+  private guestSeen6 = false;
+  /** Neighbor Solicitations from macFor6(), which may run while `out` is in use. */
+  private readonly nsOut = new Uint8Array(L4_6 + 32);
+  private readonly nsFrame: Frame;
+  /** Scratch: a destination address built for a reply. */
+  private readonly dst6 = new Uint8Array(16);
+
   constructor(cfg: RouterConfig, opts: RouterOptions) {
     if (cfg.gatewayMac.length !== 6) throw new Error('router: gatewayMac must have 6 bytes');
     this.cfg = cfg;
@@ -154,6 +254,11 @@ export class Router implements SwitchPort, GuestSink {
     this.outFrame = { buf: this.out, off: 0, len: 0, slot: -1, owner: NO_OWNER };
     this.arpFrame = { buf: this.arpOut, off: 0, len: this.arpOut.length, slot: -1, owner: NO_OWNER };
     this.gatherFrame = { buf: this.gather, off: 0, len: 0, slot: -1, owner: NO_OWNER };
+    this.v6 = cfg.ipv6 ? parsePlan6(cfg.ipv6) : null;
+    this.onForward6 = opts.onForward6 ?? null;
+    this.neighbors = new NeighborCache({ counters: this.counters, now: this.now, ...(opts.neighborCacheSize !== undefined ? { size: opts.neighborCacheSize } : {}) });
+    this.ra = new RaSchedule(this.now, opts.random ?? Math.random);
+    this.nsFrame = { buf: this.nsOut, off: 0, len: this.nsOut.length, slot: -1, owner: NO_OWNER };
     this.sw = opts.switch;
     this.onForward = opts.onForward;
     this.sw.addPort(this);
@@ -170,8 +275,11 @@ export class Router implements SwitchPort, GuestSink {
     return null;
   }
 
-  macFor6(_b: Uint8Array, _o: number): Uint8Array | null {
-    return null; // no IPv6 neighbour table yet
+  macFor6(b: Uint8Array, o: number): Uint8Array | null {
+    const m = this.neighbors.lookup(b, o);
+    if (m !== null) return m;
+    this.solicit(b, o);
+    return null;
   }
 
   send(parts: readonly Uint8Array[]): boolean {
@@ -181,6 +289,18 @@ export class Router implements SwitchPort, GuestSink {
   /** Known guest addresses (control path: stats, tests). */
   arpEntries(): Array<[ip: number, mac: Uint8Array]> {
     return [...this.arpTable].map(([ip, mac]) => [ip >>> 0, mac.slice()]);
+  }
+
+  /** Known guest IPv6 addresses (control path: stats, tests). */
+  neighborEntries(): Array<[addr: Uint8Array, mac: Uint8Array]> {
+    return this.neighbors.entries();
+  }
+
+  /** Timers: send the unsolicited Router Advertisement when one is due. Call about once a second. */
+  tick(): void {
+    if (this.v6 === null || !this.ra.due()) return;
+    this.sendRouterAdvert(null, 0, null, 0);
+    count(this.counters, 'ndp_ra_unsolicited_sent');
   }
 
   // ---- SwitchPort ----
@@ -212,7 +332,10 @@ export class Router implements SwitchPort, GuestSink {
     switch (eth.etherType) {
       case EtherType.IPV4: this.onIpv4(frame); return;
       case EtherType.ARP: this.onArp(); return;
-      case EtherType.IPV6: count(c, 'gw_ipv6_dropped'); return;
+      case EtherType.IPV6:
+        if (this.v6 === null) count(c, 'gw_ipv6_dropped');
+        else this.onIpv6(frame);
+        return;
       default: count(c, 'gw_ethertype_dropped'); return;
     }
   }
@@ -372,6 +495,315 @@ export class Router implements SwitchPort, GuestSink {
     setUdpChecksum(out, L4, sum === 0 ? 0xffff : sum);
     this.emit(L4 + udpLen);
     count(this.counters, 'dhcp_reply_sent');
+  }
+
+  // ---- IPv6 ----
+
+  private onIpv6(frame: Frame): void {
+    const c = this.counters;
+    const eth = this.eth;
+    const ip = this.ip6;
+    const b = eth.b;
+    if (!ip.bind(b, eth.payloadOffset, eth.payloadLength)) { count(c, 'ipv6_malformed'); return; }
+    const src = ip.srcAddrOffset;
+    const dst = ip.dstAddrOffset;
+    if (isMulticast6(b, src)) { count(c, 'ipv6_bad_source_dropped'); return; }
+    let kick = false;
+    if (!this.guestSeen6) {
+      // The guest's first IPv6 frame (its MLD report or DAD probe as its link comes up): tell it
+      // about us now rather than at the next periodic RA (sent after this frame is handled; within
+      // MIN_DELAY_BETWEEN_RAS of the last one, tick() sends it a little later).
+      this.guestSeen6 = true;
+      this.ra.restartInitial();
+      kick = true;
+    }
+    if (this.isGuest6(b, src) && !isMulticastMac(b, eth.srcOffset)) this.neighbors.learn(b, src, b, eth.srcOffset);
+    this.handleIpv6(frame, b, src, dst);
+    if (kick && this.ra.multicastAllowed()) this.tick();
+  }
+
+  private handleIpv6(frame: Frame, b: Uint8Array, src: number, dst: number): void {
+    const c = this.counters;
+    const ip = this.ip6;
+    const nh = ip.nextHeader;
+    if (nh === ICMPV6_NEXT_HEADER) { this.onIcmpv6(frame, b, src, dst); return; }
+    if (nh !== Ipv6NextHeader.TCP && nh !== Ipv6NextHeader.UDP) {
+      if (nh === Ipv6NextHeader.HOP_BY_HOP && this.isMldBehindHopByHop(b)) count(c, 'ipv6_mld_dropped');
+      else if (isExtensionHeader(nh)) count(c, 'ipv6_ext_header_dropped');
+      else count(c, 'ipv6_protocol_unsupported');
+      return;
+    }
+    if (!this.forwardable(b, src, dst)) return;
+    this.forward6(frame);
+  }
+
+  /** A packet from src to dst may go to the translators; if not, counted. */
+  private forwardable(b: Uint8Array, src: number, dst: number): boolean {
+    const c = this.counters;
+    if (isMulticast6(b, dst)) { count(c, 'ipv6_multicast_dropped'); return false; }
+    if (isLinkLocal6(b, dst)) { count(c, 'ipv6_link_local_dst_dropped'); return false; }
+    if (isUnspecified6(b, dst) || isLoopback6(b, dst) || isIpv4Mapped6(b, dst)) { count(c, 'ipv6_bad_destination_dropped'); return false; }
+    if (!this.onLink6(b, src) || this.isOwn6(b, src)) { count(c, 'ipv6_bad_source_dropped'); return false; }
+    return true;
+  }
+
+  private forward6(frame: Frame): void {
+    if (this.onForward6 === null) { count(this.counters, 'ipv6_forward_dropped'); return; }
+    count(this.counters, 'ipv6_forwarded');
+    this.onForward6(frame, this.eth, this.ip6);
+  }
+
+  /** Hop-by-hop options header followed by an MLD message (how Linux sends its reports, RFC 3810 §5). */
+  private isMldBehindHopByHop(b: Uint8Array): boolean {
+    const ip = this.ip6;
+    const h = ip.payloadOffset;
+    if (ip.payloadLength < 8) return false;
+    const extLen = (b[h + 1]! + 1) * 8;
+    if (b[h] !== ICMPV6_NEXT_HEADER || ip.payloadLength < extLen + 4) return false;
+    const t = b[h + extLen]!;
+    return t === Icmpv6Type.MLD_QUERY || t === Icmpv6Type.MLD_REPORT || t === Icmpv6Type.MLD_DONE || t === Icmpv6Type.MLDV2_REPORT;
+  }
+
+  private onIcmpv6(frame: Frame, b: Uint8Array, src: number, dst: number): void {
+    const c = this.counters;
+    const ip = this.ip6;
+    const icmp = this.icmp6;
+    if (!icmp.bind(b, ip.payloadOffset, ip.payloadLength)) { count(c, 'icmpv6_malformed'); return; }
+    const type = icmp.type;
+    switch (type) {
+      case Icmpv6Type.MLD_QUERY: case Icmpv6Type.MLD_REPORT: case Icmpv6Type.MLD_DONE: case Icmpv6Type.MLDV2_REPORT:
+        count(c, 'ipv6_mld_dropped');
+        return;
+      case Icmpv6Type.ROUTER_SOLICIT: case Icmpv6Type.ROUTER_ADVERT: case Icmpv6Type.NEIGHBOR_SOLICIT:
+      case Icmpv6Type.NEIGHBOR_ADVERT: case Icmpv6Type.REDIRECT:
+        this.onNdp(b, src, dst, type);
+        return;
+      default:
+        break;
+    }
+    if (this.isOwn6(b, dst)) {
+      if (type !== Icmpv6Type.ECHO_REQUEST || icmp.code !== 0) { count(c, 'icmpv6_to_gateway_dropped'); return; }
+      if (!icmp.checksumValid(b, src, dst)) { count(c, 'icmpv6_bad_checksum'); return; }
+      if (!this.onLink6(b, src)) { count(c, 'ipv6_bad_source_dropped'); return; }
+      this.echoReply6(b, src, dst);
+      return;
+    }
+    if (type !== Icmpv6Type.ECHO_REQUEST) {
+      if (isMulticast6(b, dst)) count(c, 'ipv6_multicast_dropped');
+      else count(c, 'icmpv6_not_forwarded');
+      return;
+    }
+    if (!this.forwardable(b, src, dst)) return;
+    this.forward6(frame);
+  }
+
+  /** Neighbor Discovery from the guest: the validity checks of RFC 4861 §6.1 and §7.1, then each type. */
+  private onNdp(b: Uint8Array, src: number, dst: number, type: number): void {
+    const c = this.counters;
+    const ip = this.ip6;
+    const icmp = this.icmp6;
+    if (ip.hopLimit !== 255) { count(c, 'ndp_bad_hop_limit'); return; }
+    if (icmp.code !== 0) { count(c, 'ndp_bad_code'); return; }
+    if (!icmp.checksumValid(b, src, dst)) { count(c, 'icmpv6_bad_checksum'); return; }
+    const o = icmp.o;
+    const n = icmp.n;
+    switch (type) {
+      case Icmpv6Type.ROUTER_SOLICIT:
+        if (!this.rs.bind(b, o, n)) { count(c, 'ndp_malformed'); return; }
+        this.onRouterSolicit(b, src, this.rs.optionsOffset, this.rs.optionsLength);
+        return;
+      case Icmpv6Type.NEIGHBOR_SOLICIT:
+        if (!this.ns.bind(b, o, n)) { count(c, 'ndp_malformed'); return; }
+        this.onNeighborSolicit(b, src, dst);
+        return;
+      case Icmpv6Type.NEIGHBOR_ADVERT:
+        if (!this.na.bind(b, o, n)) { count(c, 'ndp_malformed'); return; }
+        this.onNeighborAdvert(b, dst);
+        return;
+      case Icmpv6Type.ROUTER_ADVERT: count(c, 'ndp_ra_from_guest_dropped'); return;
+      default: count(c, 'ndp_redirect_dropped'); return;
+    }
+  }
+
+  private onRouterSolicit(b: Uint8Array, src: number, optOff: number, optLen: number): void {
+    const c = this.counters;
+    const r = this.opts6;
+    if (!r.validate(b, optOff, optLen)) { count(c, 'ndp_bad_option'); return; }
+    const slla = r.findLinkLayerAddr(b, optOff, optLen, NdpOptionType.SOURCE_LL_ADDR);
+    const unspecified = isUnspecified6(b, src);
+    // §6.1.1: from the unspecified address there must be no source link-layer address option.
+    if (unspecified && slla >= 0) { count(c, 'ndp_malformed'); return; }
+    if (!unspecified && !this.isGuest6(b, src)) { count(c, 'ipv6_bad_source_dropped'); return; }
+    count(c, 'ndp_rs_rx');
+    if (slla >= 0 && !isMulticastMac(b, slla)) this.neighbors.learn(b, src, b, slla);
+    if (!this.ra.allowSolicited()) { count(c, 'ndp_ra_rate_limited'); return; }
+    if (unspecified) {
+      if (!this.ra.multicastAllowed()) { count(c, 'ndp_ra_rate_limited'); return; }
+      this.sendRouterAdvert(null, 0, null, 0);
+    } else {
+      // §6.2.6: a router may answer a solicitation with a unicast RA to its source.
+      const macB = slla >= 0 ? b : this.eth.b;
+      this.sendRouterAdvert(b, src, macB, slla >= 0 ? slla : this.eth.srcOffset);
+    }
+    count(c, 'ndp_ra_solicited_sent');
+  }
+
+  private onNeighborSolicit(b: Uint8Array, src: number, dst: number): void {
+    const c = this.counters;
+    const ns = this.ns;
+    const r = this.opts6;
+    const target = ns.targetAddrOffset;
+    if (isMulticast6(b, target)) { count(c, 'ndp_malformed'); return; }
+    if (!r.validate(b, ns.optionsOffset, ns.optionsLength)) { count(c, 'ndp_bad_option'); return; }
+    const slla = r.findLinkLayerAddr(b, ns.optionsOffset, ns.optionsLength, NdpOptionType.SOURCE_LL_ADDR);
+    const dad = isUnspecified6(b, src);
+    // §7.1.1: a DAD probe goes to a solicited-node group and carries no source link-layer address.
+    if (dad && (!isSolicitedNodeMulticast6(b, dst) || slla >= 0)) { count(c, 'ndp_malformed'); return; }
+    if (!this.isOwn6(b, target)) {
+      // The guest probing or resolving an address that is not ours (its own DAD included):
+      // silence is the only right answer.
+      count(c, dad ? 'ndp_dad_ignored' : 'ndp_ns_ignored');
+      return;
+    }
+    if (dad) {
+      // Someone wants one of our addresses: defend it (RFC 4861 §7.2.4 via RFC 4862 §5.4.3): an
+      // unsolicited NA to all-nodes, never a reply to ::.
+      this.sendNeighborAdvert(b, target, ALL_NODES, 0, null, 0, NaFlags.ROUTER | NaFlags.OVERRIDE);
+      count(c, 'ndp_dad_defended');
+      return;
+    }
+    if (!this.onLink6(b, src)) { count(c, 'ipv6_bad_source_dropped'); return; }
+    if (slla >= 0 && !isMulticastMac(b, slla) && this.isGuest6(b, src)) this.neighbors.learn(b, src, b, slla);
+    const macB = slla >= 0 ? b : this.eth.b;
+    this.sendNeighborAdvert(b, target, b, src, macB, slla >= 0 ? slla : this.eth.srcOffset,
+      NaFlags.ROUTER | NaFlags.SOLICITED | NaFlags.OVERRIDE);
+    count(c, 'ndp_na_sent');
+  }
+
+  private onNeighborAdvert(b: Uint8Array, dst: number): void {
+    const c = this.counters;
+    const na = this.na;
+    const r = this.opts6;
+    const target = na.targetAddrOffset;
+    if (isMulticast6(b, target)) { count(c, 'ndp_malformed'); return; }
+    // §7.1.2: an NA to a multicast address must not claim to be solicited.
+    if (isMulticast6(b, dst) && na.solicitedFlag) { count(c, 'ndp_malformed'); return; }
+    if (!r.validate(b, na.optionsOffset, na.optionsLength)) { count(c, 'ndp_bad_option'); return; }
+    count(c, 'ndp_na_rx');
+    if (this.isOwn6(b, target)) { count(c, 'ndp_na_conflict'); return; }
+    if (!this.isGuest6(b, target)) { count(c, 'ndp_na_ignored'); return; }
+    const tlla = r.findLinkLayerAddr(b, na.optionsOffset, na.optionsLength, NdpOptionType.TARGET_LL_ADDR);
+    const macB = tlla >= 0 ? b : this.eth.b;
+    const macO = tlla >= 0 ? tlla : this.eth.srcOffset;
+    if (!isMulticastMac(macB, macO)) this.neighbors.learn(b, target, macB, macO);
+  }
+
+  /**
+   * An RA from fe80::2: to the address at to[toOff] and the MAC at mac[macOff], or (to null) to
+   * all-nodes. Built in `out`.
+   */
+  private sendRouterAdvert(to: Uint8Array | null, toOff: number, mac: Uint8Array | null, macOff: number): void {
+    const v6 = this.v6!;
+    const out = this.out;
+    const at = L4_6;
+    let n = emitRouterAdvert(out, at, RA_CUR_HOP_LIMIT, 0, RA_ROUTER_LIFETIME_S, 0, 0);
+    n += emitLinkLayerAddrOption(out, at + n, NdpOptionType.SOURCE_LL_ADDR, this.gatewayMac, 0);
+    if (this.cfg.mtu >= IPV6_MIN_MTU) n += emitMtuOption(out, at + n, this.cfg.mtu);
+    n += emitPrefixInfoOption(out, at + n, 64, PrefixFlags.ON_LINK | PrefixFlags.AUTONOMOUS,
+      PREFIX_VALID_LIFETIME_S, PREFIX_PREFERRED_LIFETIME_S, v6.prefix, 0);
+    if (v6.rdnss.length > 0) n += emitRdnssOption(out, at + n, RDNSS_LIFETIME_S, v6.rdnss);
+    this.emitIcmpv6(n, v6.linkLocal, 0, to ?? ALL_NODES, to === null ? 0 : toOff, mac, macOff);
+    if (to === null) this.ra.sentMulticast();
+    count(this.counters, 'ndp_ra_sent');
+  }
+
+  /** An NA for our address at tb[targetOff] to the address at to[toOff] (MAC mac[macOff], or from `to` when null). */
+  private sendNeighborAdvert(tb: Uint8Array, targetOff: number, to: Uint8Array, toOff: number,
+    mac: Uint8Array | null, macOff: number, flags: number): void {
+    const out = this.out;
+    // Copy the target first: it is also the source of the reply, and `to` may alias the frame.
+    const self = this.dst6;
+    for (let i = 0; i < 16; i++) self[i] = tb[targetOff + i]!;
+    let n = emitNeighborAdvert(out, L4_6, flags, self, 0);
+    n += emitLinkLayerAddrOption(out, L4_6 + n, NdpOptionType.TARGET_LL_ADDR, this.gatewayMac, 0);
+    this.emitIcmpv6(n, self, 0, to, toOff, mac, macOff);
+  }
+
+  /** Echo reply from our address at b[self] to b[peer] (the request is bound in icmp6). */
+  private echoReply6(b: Uint8Array, peer: number, self: number): void {
+    const icmp = this.icmp6;
+    const n = icmp.n;
+    const out = this.out;
+    // The request is copied whole (identifier, sequence, data); only type and checksum change.
+    out.set(b.subarray(icmp.o, icmp.o + n), L4_6);
+    out[L4_6] = Icmpv6Type.ECHO_REPLY;
+    const selfAddr = this.dst6;
+    for (let i = 0; i < 16; i++) selfAddr[i] = b[self + i]!;
+    this.emitIcmpv6(n, selfAddr, 0, b, peer, this.eth.b, this.eth.srcOffset, 64);
+    count(this.counters, 'icmpv6_echo_reply_sent');
+  }
+
+  /**
+   * Finish out[L4_6, L4_6+n) (an ICMPv6 message) with IPv6 and Ethernet headers and send it: from
+   * the address at from[fromOff] to to[toOff]; to the MAC at mac[macOff], or the group MAC of a
+   * multicast `to` when mac is null. Hop limit 255 (NDP needs it) unless given.
+   */
+  private emitIcmpv6(n: number, from: Uint8Array, fromOff: number, to: Uint8Array, toOff: number,
+    mac: Uint8Array | null, macOff: number, hopLimit = 255): void {
+    const out = this.out;
+    emitVnetNone(out, 0);
+    emitEthernet(out, ETH, ZERO_MAC, this.gatewayMac, EtherType.IPV6);
+    if (mac === null) emitMulticastMac6(out, ETH, to, toOff);
+    else copyMac(out, ETH, mac, macOff);
+    emitIpv6Header(out, IP, 0, 0, n, ICMPV6_NEXT_HEADER, hopLimit, ALL_NODES, ALL_NODES);
+    for (let i = 0; i < 16; i++) { out[IP + 8 + i] = from[fromOff + i]!; out[IP + 24 + i] = to[toOff + i]!; }
+    finishIcmpv6Checksum(out, L4_6, n, out, IP + 8, IP + 24);
+    this.emit(L4_6 + n);
+  }
+
+  /** macFor6() found nothing: a Neighbor Solicitation for the address at b[o], if allowed. */
+  private solicit(b: Uint8Array, o: number): void {
+    const c = this.counters;
+    const v6 = this.v6;
+    if (v6 === null || !this.isGuest6(b, o)) { count(c, 'ndp_lookup_offlink'); return; }
+    if (!this.neighbors.maySolicit(b, o)) { count(c, 'ndp_ns_rate_limited'); return; }
+    const out = this.nsOut;
+    const group = this.dst6;
+    emitSolicitedNodeMulticast6(group, 0, b, o);
+    emitVnetNone(out, 0);
+    emitEthernet(out, ETH, ZERO_MAC, this.gatewayMac, EtherType.IPV6);
+    emitMulticastMac6(out, ETH, group, 0);
+    let n = emitNeighborSolicit(out, L4_6, b, o);
+    n += emitLinkLayerAddrOption(out, L4_6 + n, NdpOptionType.SOURCE_LL_ADDR, this.gatewayMac, 0);
+    emitIpv6Header(out, IP, 0, 0, n, ICMPV6_NEXT_HEADER, 255, v6.linkLocal, group);
+    finishIcmpv6Checksum(out, L4_6, n, out, IP + 8, IP + 24);
+    this.nsFrame.len = L4_6 + n;
+    this.sw.input(this, this.nsFrame);
+    count(c, 'ndp_ns_sent');
+  }
+
+  /** b[o] is one of our addresses: fe80::2, the gateway, the DNS address. */
+  private isOwn6(b: Uint8Array, o: number): boolean {
+    const v6 = this.v6;
+    if (v6 === null) return false;
+    return ipv6Equal(b, o, v6.gateway, 0) || ipv6Equal(b, o, v6.linkLocal, 0)
+      || (v6.dns !== null && ipv6Equal(b, o, v6.dns, 0));
+  }
+
+  /** b[o] is a unicast address on this link: in the prefix or link-local (ours included). */
+  private onLink6(b: Uint8Array, o: number): boolean {
+    const v6 = this.v6!;
+    return isLinkLocal6(b, o) || ipv6PrefixEqual(b, o, v6.prefix, 0, 64);
+  }
+
+  /**
+   * b[o] could be a guest's: link-local or in the prefix, not ours, not the subnet-router anycast
+   * address (interface id 0, RFC 4291 §2.6.1).
+   */
+  private isGuest6(b: Uint8Array, o: number): boolean {
+    if (this.v6 === null || !this.onLink6(b, o) || this.isOwn6(b, o)) return false;
+    for (let i = 8; i < 16; i++) if (b[o + i] !== 0) return true;
+    return false;
   }
 
   // ---- helpers ----

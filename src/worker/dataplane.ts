@@ -1,7 +1,9 @@
 // One TAP queue's data plane, composed on the worker's own event loop:
 //
-//   TAP queue --frames--> TapPort --> Switch --> Router (gateway port: ARP, ICMP echo, DHCP)
-//                                                  | every other IPv4 packet
+//   TAP queue --frames--> TapPort --> Switch --> Router (gateway port: ARP, ICMP echo, DHCP;
+//                                                  |     with config.ipv6 also NDP, RAs, ICMPv6 echo)
+//                                                  | every other IPv4 packet (onForward), IPv6
+//                                                  | TCP/UDP and echo requests (onForward6)
 //                                                  v
 //                                   TCP / UDP / ICMP translators <--> host sockets
 //   replies built by the router or a translator go back through the switch to the TAP port.
@@ -22,6 +24,7 @@ import { IpProtocol } from '../wire/ipv4';
 import { count, type Counters, type Frame } from '../wire/frame';
 import type { EthernetView } from '../wire/ethernet';
 import type { Ipv4View } from '../wire/ipv4';
+import { Ipv6NextHeader, type Ipv6View } from '../wire/ipv6';
 import type { DataPlaneConfig } from './protocol';
 import { createSocketHostFwdBackend, type HostFwdTable } from '../portfwd/hostfwd-table';
 import { GuestForwarding } from '../portfwd/guest-fwd';
@@ -34,6 +37,8 @@ export interface DataPlaneOptions {
 }
 
 const CRASH_MAGIC = Buffer.from('tapswitch-test-crash');
+/** How often the router's timers (unsolicited RAs) are looked at. */
+const ROUTER_TICK_MS = 1000;
 
 export class DataPlane {
   readonly counters: Counters = {};
@@ -46,6 +51,7 @@ export class DataPlane {
   private readonly config: DataPlaneConfig;
   private fwd: { table: HostFwdTable; hooks: GuestForwarding } | null = null;
   private closed = false;
+  private tickTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(private readonly device: Device, config: DataPlaneConfig, private readonly log: Logger, offloads: boolean,
     private readonly opts: DataPlaneOptions = {}) {
@@ -57,6 +63,7 @@ export class DataPlane {
       offloads,
       id: 0,
       onForward: (frame, eth, ip) => this.forward(frame, eth, ip),
+      onForward6: (frame, eth, ip) => this.forward6(frame, eth, ip),
     });
     const ctx: TranslatorContext = { config, sink: this.router, counters: this.counters, log };
     // With several queues, idle inbound flows must keep writing now and then or the kernel's
@@ -75,6 +82,31 @@ export class DataPlane {
 
   start(): void {
     this.port.start(this.sw);
+    if (this.config.ipv6) {
+      // The first RA goes out now (the guest may already be up), the rest when due.
+      this.tickRouter();
+      this.tickTimer = setInterval(() => this.tickRouter(), ROUTER_TICK_MS);
+      this.tickTimer.unref();
+    }
+  }
+
+  private tickRouter(): void {
+    try {
+      this.router.tick();
+    } catch (e) {
+      count(this.counters, 'router_tick_exceptions');
+      if (this.log.enabled('debug')) this.log.log('debug', `router tick: ${(e as Error).stack ?? String(e)}`);
+    }
+  }
+
+  /** IPv6 from the guest, already checked by the router: no extension headers, unicast destination. */
+  private forward6(frame: Frame, eth: EthernetView, ip: Ipv6View): void {
+    switch (ip.nextHeader) {
+      case Ipv6NextHeader.TCP: this.tcp.onPacket6(frame, eth, ip); return;
+      case Ipv6NextHeader.UDP: this.udp.onPacket6(frame, eth, ip); return;
+      case Ipv6NextHeader.ICMPV6: this.icmp.onPacket6(frame, eth, ip); return;
+      default: count(this.counters, 'ipv6_protocol_unsupported');
+    }
   }
 
   private forward(frame: Frame, eth: EthernetView, ip: Ipv4View): void {
@@ -128,6 +160,7 @@ export class DataPlane {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.tickTimer !== null) clearInterval(this.tickTimer);
     if (this.fwd !== null) {
       void this.fwd.table.closeAll();
       this.fwd.hooks.close();

@@ -15,6 +15,14 @@ import { emitTcpHeader, TcpFlags } from '../../src/wire/tcp';
 import { emitUdpHeader } from '../../src/wire/udp';
 import { setU16 } from '../../src/wire/bytes';
 import { BCAST, DNS, ETH, gatewayOnMemory, GW, GW_MAC, IP, L4, ROUTER_CFG } from '../helpers/frames';
+import { emitIpv6Header, ipv6ToString, Ipv6View } from '../../src/wire/ipv6';
+import { emitMulticastMac6, parseIpv6 } from '../../src/wire/ipv6-addr';
+import {
+  emitIcmpv6Echo, emitLinkLayerAddrOption, emitNeighborAdvert, emitNeighborSolicit, emitRouterSolicit, finishIcmpv6Checksum,
+  Icmpv6Type, Icmpv6View, MtuOptionView, NaFlags, NdpOptionReader, NdpOptionType, NeighborAdvertView, RouterAdvertView,
+} from '../../src/wire/icmpv6';
+import { macToString } from '../../src/wire/addr';
+import { loadFixture as loadFixtureSync } from '../fixtures/load';
 
 const ip = (s: string): number => parseIpv4(s)!;
 const mac = (s: string): Uint8Array => parseMac(s)!;
@@ -427,4 +435,507 @@ test('captured kernel frames: answered, forwarded or dropped as they should be',
   assert.equal(counters.gw_ipv6_dropped, 5);
   assert.equal(dev.sent.length, 2);
   assert.equal(forwarded.length, 5);
+});
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 (config.ipv6: slirp4netns -6). Frames are built with the wire emitters; replies are
+// checked against byte literals (the ICMPv6 parts equal the RFC literals of wire-icmpv6.test.ts,
+// whose checksums were computed independently) and re-parsed with the views.
+
+const V6: NonNullable<RouterConfig['ipv6']> = { prefix: 'fd00::', prefixLength: 64, gateway: 'fd00::2', dns: 'fd00::3', linkLocal: 'fe80::2' };
+const V6CFG: RouterConfig = { ...CFG, ipv6: V6 };
+const a6 = (s: string): Uint8Array => parseIpv6(s)!;
+const G6 = 'fd00::5054:ff:fe12:3456';
+const G6_LL = 'fe80::5054:ff:fe12:3456';
+const G6_MAC = mac('52:54:00:12:34:56');
+const IP6 = IP;
+const L4_6 = IP + 40;
+
+interface Fwd6 { nh: number; src: string; dst: string; len: number }
+
+function setup6(cfg: RouterConfig = V6CFG, opts: { neighborCacheSize?: number; startRa?: boolean } = {}) {
+  let t = 1_000_000;
+  const now = () => t;
+  const counters: Record<string, number> = {};
+  const sw = new Switch({ now, counters });
+  const dev = new MemoryDevice('guest');
+  const port = new TapPort(1, dev);
+  sw.addPort(port);
+  port.start(sw);
+  const forwarded: Array<{ proto: number }> = [];
+  const forwarded6: Fwd6[] = [];
+  const router = new Router(cfg, {
+    switch: sw, counters, now, random: () => 0.5,
+    onForward: (_f, _e, v) => { forwarded.push({ proto: v.protocol }); },
+    onForward6: (f, eth, v) => {
+      assert.equal(eth.etherType, EtherType.IPV6);
+      assert.ok(v.b === f.buf);
+      forwarded6.push({ nh: v.nextHeader, src: ipv6ToString(v.b, v.srcAddrOffset), dst: ipv6ToString(v.b, v.dstAddrOffset), len: v.totalLength });
+    },
+    ...(opts.neighborCacheSize !== undefined ? { neighborCacheSize: opts.neighborCacheSize } : {}),
+  });
+  // The data plane ticks at start: the first RA goes out then. Most tests start after it.
+  if (opts.startRa !== false) { router.tick(); dev.sent.length = 0; }
+  return { sw, dev, router, counters, forwarded, forwarded6, advance: (ms: number) => { t += ms; } };
+}
+
+/** A frame carrying an IPv6 packet: next header nh, hop limit, the given payload. */
+function ipv6Frame(nh: number, src: string, dst: string, payload: Uint8Array,
+  o: { dstMac?: Uint8Array; srcMac?: Uint8Array; hop?: number } = {}): Uint8Array {
+  const b = new Uint8Array(L4_6 + payload.length);
+  const d = a6(dst);
+  let dmac = o.dstMac;
+  if (dmac === undefined) {
+    dmac = new Uint8Array(6);
+    if (d[0] === 0xff) emitMulticastMac6(dmac, 0, d, 0); else dmac.set(GW_MAC);
+  }
+  emitEthernet(b, ETH, dmac, o.srcMac ?? G6_MAC, EtherType.IPV6);
+  emitIpv6Header(b, IP6, 0, 0, payload.length, nh, o.hop ?? 64, a6(src), d);
+  b.set(payload, L4_6);
+  return b;
+}
+
+/** An ICMPv6 message in a frame, checksum filled in (or broken when badSum). */
+function icmp6Frame(src: string, dst: string, msg: Uint8Array, o: { dstMac?: Uint8Array; srcMac?: Uint8Array; hop?: number; badSum?: boolean } = {}): Uint8Array {
+  const f = ipv6Frame(58, src, dst, msg, { hop: 255, ...o });
+  finishIcmpv6Checksum(f, L4_6, msg.length, f, IP6 + 8, IP6 + 24);
+  if (o.badSum) f[L4_6 + 2] = f[L4_6 + 2]! ^ 0xff;
+  return f;
+}
+
+function rsMsg(slla: Uint8Array | null): Uint8Array {
+  const m = new Uint8Array(8 + (slla ? 8 : 0));
+  emitRouterSolicit(m, 0);
+  if (slla) emitLinkLayerAddrOption(m, 8, NdpOptionType.SOURCE_LL_ADDR, slla, 0);
+  return m;
+}
+
+function nsMsg(target: string, slla: Uint8Array | null): Uint8Array {
+  const m = new Uint8Array(24 + (slla ? 8 : 0));
+  emitNeighborSolicit(m, 0, a6(target), 0);
+  if (slla) emitLinkLayerAddrOption(m, 24, NdpOptionType.SOURCE_LL_ADDR, slla, 0);
+  return m;
+}
+
+function naMsg(target: string, flags: number, tlla: Uint8Array | null): Uint8Array {
+  const m = new Uint8Array(24 + (tlla ? 8 : 0));
+  emitNeighborAdvert(m, 0, flags, a6(target), 0);
+  if (tlla) emitLinkLayerAddrOption(m, 24, NdpOptionType.TARGET_LL_ADDR, tlla, 0);
+  return m;
+}
+
+function echo6(id: number, seq: number, data: Uint8Array): Uint8Array {
+  const m = new Uint8Array(8 + data.length);
+  emitIcmpv6Echo(m, 0, Icmpv6Type.ECHO_REQUEST, id, seq);
+  m.set(data, 8);
+  return m;
+}
+
+/** A sent frame, parsed: Ethernet destination, IPv6 addresses and hop limit, the ICMPv6 message (checksum checked). */
+function parse6(f: Uint8Array) {
+  const ip6 = new Ipv6View();
+  assert.equal(f.length >= L4_6, true);
+  assert.deepEqual(f.subarray(0, ETH), new Uint8Array(ETH), 'virtio-net header of zeros');
+  assert.equal((f[IP - 2]! << 8) | f[IP - 1]!, EtherType.IPV6);
+  assert.ok(ip6.bind(f, IP6, f.length - IP6));
+  assert.equal(ip6.totalLength, f.length - IP6, 'no padding, exact payload length');
+  const icmp = new Icmpv6View();
+  assert.ok(icmp.bind(f, ip6.payloadOffset, ip6.payloadLength));
+  assert.equal(icmp.checksumValid(f, ip6.srcAddrOffset, ip6.dstAddrOffset), true, 'ICMPv6 checksum');
+  return {
+    ethDst: macToString(f, ETH), ethSrc: macToString(f, ETH + 6), src: ipv6ToString(f, ip6.srcAddrOffset),
+    dst: ipv6ToString(f, ip6.dstAddrOffset), hop: ip6.hopLimit, type: icmp.type, msg: f.subarray(L4_6),
+  };
+}
+
+/** The RA of wire-icmpv6.test.ts (MTU 1500, prefix fd00::/64, RDNSS fd00::3), checksum for fe80::2 -> ff02::1. */
+const RA_TO_ALL_NODES = hex(`86 00 a9 d3 40 00 07 08 00 00 00 00 00 00 00 00
+  01 01 52 55 0a 00 02 02  05 01 00 00 00 00 05 dc
+  03 04 40 c0 00 27 8d 00 00 09 3a 80 00 00 00 00 fd 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+  19 03 00 00 00 00 02 58 fd 00 00 00 00 00 00 00 00 00 00 00 00 00 00 03`);
+
+test('IPv6 without config.ipv6: counted and dropped, nothing answered, macFor6 asks nobody', () => {
+  const { dev, router, counters } = setup();
+  dev.inject(icmp6Frame('::', 'ff02::2', rsMsg(null)));
+  dev.inject(icmp6Frame(G6, 'fd00::2', nsMsg('fd00::2', G6_MAC)));
+  router.tick();
+  assert.equal(router.macFor6(a6(G6), 0), null);
+  assert.equal(dev.sent.length, 0);
+  assert.equal(counters.gw_ipv6_dropped, 2);
+});
+
+test('unsolicited RA at start: exact frame (RFC 4861 §4.2, §6.2.3; RDNSS RFC 8106 §5.1)', () => {
+  const { dev, counters } = setup6(V6CFG);
+  // setup6 already ticked once; do it again on a fresh router to see the frame.
+  const s = setup6(V6CFG, { startRa: false });
+  s.router.tick();
+  assert.equal(s.dev.sent.length, 1);
+  assert.equal(toHex(s.dev.sent[0]!), toHex(new Uint8Array([
+    ...hex('00000000000000000000'),
+    ...hex('333300000001 52550a000202 86dd'),
+    ...hex('60000000 0058 3a ff'), ...a6('fe80::2'), ...a6('ff02::1'),
+    ...RA_TO_ALL_NODES,
+  ])));
+  assert.equal(s.counters.ndp_ra_unsolicited_sent, 1);
+  assert.equal(dev.sent.length, 0);
+  assert.equal(counters.ndp_ra_sent, 1);
+});
+
+test('RA contents follow the config: no RDNSS without DNS, no MTU option below 1280, the MTU given', () => {
+  const s = setup6({ ...V6CFG, mtu: 65520, ipv6: { ...V6, dns: null } }, { startRa: false });
+  s.router.tick();
+  const p = parse6(s.dev.sent[0]!);
+  const ra = new RouterAdvertView();
+  assert.ok(ra.bind(p.msg, 0, p.msg.length));
+  const r = new NdpOptionReader();
+  r.reset(p.msg, ra.optionsOffset, ra.optionsLength);
+  const types: number[] = [];
+  while (r.next()) {
+    types.push(r.type);
+    if (r.type === NdpOptionType.MTU) { const m = new MtuOptionView(); assert.ok(m.bind(p.msg, r.offset, r.length)); assert.equal(m.mtu, 65520); }
+  }
+  assert.deepEqual(types, [NdpOptionType.SOURCE_LL_ADDR, NdpOptionType.MTU, NdpOptionType.PREFIX_INFO]);
+  const t = setup6({ ...V6CFG, mtu: 1000 }, { startRa: false });
+  t.router.tick();
+  const q = parse6(t.dev.sent[0]!);
+  r.reset(q.msg, 16, q.msg.length - 16);
+  const types2: number[] = [];
+  while (r.next()) types2.push(r.type);
+  assert.deepEqual(types2, [NdpOptionType.SOURCE_LL_ADDR, NdpOptionType.PREFIX_INFO, NdpOptionType.RDNSS]);
+});
+
+test('unsolicited RAs: three quick ones (≤ 16 s apart, RFC 4861 §6.2.4), then every 66-200 s', () => {
+  const { dev, router, advance } = setup6(V6CFG, { startRa: false });
+  const times: number[] = [];
+  let t = 0;
+  for (let s = 0; s < 1000; s++) {
+    router.tick();
+    if (dev.sent.length > times.length) times.push(t);
+    advance(1000); t += 1000;
+  }
+  assert.ok(times.length >= 7, `RAs at ${times.join(', ')}`);
+  const gaps = times.slice(1).map((x, i) => x - times[i]!);
+  assert.ok(gaps[0]! <= 16_000 && gaps[1]! <= 16_000, `initial gaps ${gaps.slice(0, 2).join(', ')}`);
+  for (const g of gaps.slice(2)) assert.ok(g >= 66_000 && g <= 201_000, `gap ${g}`);
+  for (const f of dev.sent) assert.equal(parse6(f).dst, 'ff02::1');
+});
+
+test('the guest\'s first IPv6 frame triggers an RA at once (not again for later frames)', () => {
+  const { dev, counters } = setup6(V6CFG, { startRa: false });
+  dev.inject(loadFixtureSync('ipv6-mld2-report'));
+  assert.equal(dev.sent.length, 1);
+  assert.equal(parse6(dev.sent[0]!).type, Icmpv6Type.ROUTER_ADVERT);
+  assert.equal(counters.ipv6_mld_dropped, 1);
+  dev.inject(loadFixtureSync('ipv6-mld2-report'));
+  assert.equal(dev.sent.length, 1);
+  // Right after the start-up RA (within MIN_DELAY_BETWEEN_RAS) the first frame sends nothing more.
+  const s = setup6();
+  s.dev.inject(loadFixtureSync('ipv6-mld2-report'));
+  assert.equal(s.dev.sent.length, 0);
+  s.advance(3000);
+  s.router.tick();
+  assert.equal(s.dev.sent.length, 1, 'sent by the next tick instead');
+});
+
+test('RS (the captured one) -> unicast RA to its source and SLLA; the source is learned', () => {
+  const { dev, router, counters } = setup6();
+  const rs = loadFixtureSync('ipv6-rs');
+  dev.inject(rs);
+  assert.equal(dev.sent.length, 1);
+  const p = parse6(dev.sent[0]!);
+  assert.deepEqual([p.ethDst, p.ethSrc, p.src, p.dst, p.hop], ['02:54:53:00:00:64', '52:55:0a:00:02:02', 'fe80::2', 'fe80::54:53ff:fe00:64', 255]);
+  // Same RA as to all-nodes but for the checksum (another destination).
+  assert.equal(toHex(p.msg.subarray(4)), toHex(RA_TO_ALL_NODES.subarray(4)));
+  assert.equal(counters.ndp_rs_rx, 1);
+  assert.equal(counters.ndp_ra_solicited_sent, 1);
+  assert.deepEqual(router.macFor6(a6('fe80::54:53ff:fe00:64'), 0), mac('02:54:53:00:00:64'));
+});
+
+test('RS from :: -> RA to all-nodes (rate-limited to one per 3 s); RS floods are capped', () => {
+  const { dev, counters, advance } = setup6();
+  advance(3000);
+  dev.inject(icmp6Frame('::', 'ff02::2', rsMsg(null)));
+  assert.equal(dev.sent.length, 1);
+  const p = parse6(dev.sent[0]!);
+  assert.deepEqual([p.ethDst, p.dst], ['33:33:00:00:00:01', 'ff02::1']);
+  dev.inject(icmp6Frame('::', 'ff02::2', rsMsg(null)));
+  assert.equal(dev.sent.length, 1);
+  assert.equal(counters.ndp_ra_rate_limited, 1);
+  advance(1000);
+  for (let i = 0; i < 50; i++) dev.inject(icmp6Frame(G6_LL, 'ff02::2', rsMsg(G6_MAC)));
+  assert.equal(dev.sent.length, 1 + 8, 'SOLICITED_RAS_PER_SECOND');
+  assert.equal(counters.ndp_ra_rate_limited, 1 + 42);
+});
+
+test('invalid NDP is dropped per RFC 4861 §6.1.1/§7.1: hop limit, code, checksum, options, SLLA from ::', () => {
+  const { dev, counters, router } = setup6();
+  dev.inject(icmp6Frame(G6_LL, 'ff02::2', rsMsg(G6_MAC), { hop: 64 }));
+  const coded = rsMsg(null); coded[1] = 1;
+  dev.inject(icmp6Frame(G6_LL, 'ff02::2', coded));
+  dev.inject(icmp6Frame(G6_LL, 'ff02::2', rsMsg(G6_MAC), { badSum: true }));
+  const zeroOpt = rsMsg(G6_MAC); zeroOpt[9] = 0;
+  dev.inject(icmp6Frame(G6_LL, 'ff02::2', zeroOpt));
+  dev.inject(icmp6Frame('::', 'ff02::2', rsMsg(G6_MAC)));
+  dev.inject(icmp6Frame(G6, 'fd00::2', nsMsg('ff02::1', G6_MAC)));
+  dev.inject(icmp6Frame('::', 'fd00::2', nsMsg('fd00::2', null)), icmp6Frame('::', 'ff02::1:ff00:2', nsMsg('fd00::2', G6_MAC)));
+  dev.inject(icmp6Frame('fd00::9', 'ff02::1', naMsg('fd00::9', NaFlags.SOLICITED, G6_MAC)));
+  const shortNs = nsMsg('fd00::2', null).subarray(0, 20);
+  dev.inject(icmp6Frame(G6, 'fd00::2', shortNs));
+  assert.equal(dev.sent.length, 0);
+  assert.equal(counters.ndp_bad_hop_limit, 1);
+  assert.equal(counters.ndp_bad_code, 1);
+  assert.equal(counters.icmpv6_bad_checksum, 1);
+  assert.equal(counters.ndp_bad_option, 1);
+  assert.equal(counters.ndp_malformed, 6);
+  // Nothing was learned from the invalid options (the IPv6 sources, from their Ethernet source, are).
+  const other = mac('02:00:00:00:00:42');
+  dev.inject(icmp6Frame(G6, 'fd00::2', nsMsg('fd00::2', other).fill(0, 24, 26)));
+  assert.deepEqual(router.macFor6(a6(G6), 0), G6_MAC);
+});
+
+test('NS for fd00::2 -> NA with R/S/O and our MAC, to the soliciter; fe80::2 and fd00::3 answered too', () => {
+  const { dev, router, counters } = setup6();
+  dev.inject(icmp6Frame(G6, 'ff02::1:ff00:2', nsMsg('fd00::2', G6_MAC)));
+  assert.equal(dev.sent.length, 1);
+  const p = parse6(dev.sent[0]!);
+  assert.deepEqual([p.ethDst, p.src, p.dst, p.hop], ['52:54:00:12:34:56', 'fd00::2', G6, 255]);
+  // The NA literal of wire-icmpv6.test.ts (fd00::2 -> fd00::5054:ff:fe12:3456).
+  assert.equal(toHex(p.msg), toHex(hex('88 00 bc 88 e0 00 00 00 fd 00 00 00 00 00 00 00 00 00 00 00 00 00 00 02 02 01 52 55 0a 00 02 02')));
+  assert.deepEqual(router.macFor6(a6(G6), 0), G6_MAC);
+  // A unicast NUD probe without SLLA: answered to the Ethernet source.
+  dev.inject(icmp6Frame(G6_LL, 'fe80::2', nsMsg('fe80::2', null)));
+  const q = parse6(dev.sent[1]!);
+  assert.deepEqual([q.ethDst, q.src, q.dst], ['52:54:00:12:34:56', 'fe80::2', G6_LL]);
+  const na = new NeighborAdvertView();
+  assert.ok(na.bind(q.msg, 0, q.msg.length));
+  assert.equal(ipv6ToString(q.msg, na.targetAddrOffset), 'fe80::2');
+  dev.inject(icmp6Frame(G6, 'ff02::1:ff00:3', nsMsg('fd00::3', G6_MAC)));
+  assert.equal(parse6(dev.sent[2]!).src, 'fd00::3');
+  // Not ours: silence.
+  dev.inject(icmp6Frame(G6, 'ff02::1:ff00:99', nsMsg('fd00::99', G6_MAC)));
+  assert.equal(dev.sent.length, 3);
+  assert.equal(counters.ndp_na_sent, 3);
+  assert.equal(counters.ndp_ns_ignored, 1);
+  // Without DNS, fd00::3 is nobody.
+  const s = setup6({ ...V6CFG, ipv6: { ...V6, dns: null } });
+  s.dev.inject(icmp6Frame(G6, 'ff02::1:ff00:3', nsMsg('fd00::3', G6_MAC)));
+  assert.equal(s.dev.sent.length, 0);
+});
+
+test('DAD (RFC 4862 §5.4): the guest\'s own probes are never answered; a probe for our address is defended by a multicast NA', () => {
+  const { dev, counters } = setup6();
+  dev.inject(loadFixtureSync('ipv6-ns-dad'));
+  dev.inject(icmp6Frame('::', 'ff02::1:ff12:3456', nsMsg(G6, null)));
+  assert.equal(dev.sent.length, 0);
+  assert.equal(counters.ndp_dad_ignored, 2);
+  dev.inject(icmp6Frame('::', 'ff02::1:ff00:2', nsMsg('fd00::2', null)));
+  assert.equal(dev.sent.length, 1);
+  const p = parse6(dev.sent[0]!);
+  assert.deepEqual([p.ethDst, p.src, p.dst], ['33:33:00:00:00:01', 'fd00::2', 'ff02::1'], 'never to ::');
+  const na = new NeighborAdvertView();
+  assert.ok(na.bind(p.msg, 0, p.msg.length));
+  assert.deepEqual([na.routerFlag, na.solicitedFlag, na.overrideFlag], [true, false, true]);
+  assert.equal(counters.ndp_dad_defended, 1);
+});
+
+test('NA from the guest fills the neighbour cache; an NA claiming our address is refused', () => {
+  const { dev, router, counters } = setup6();
+  const other = mac('02:00:00:00:00:77');
+  dev.inject(icmp6Frame('fd00::77', 'fe80::2', naMsg('fd00::77', NaFlags.SOLICITED | NaFlags.OVERRIDE, other), { srcMac: other }));
+  assert.deepEqual(router.macFor6(a6('fd00::77'), 0), other);
+  // Without TLLA: the Ethernet source.
+  const third = mac('02:00:00:00:00:78');
+  dev.inject(icmp6Frame('fd00::78', 'fe80::2', naMsg('fd00::78', NaFlags.SOLICITED, null), { srcMac: third }));
+  assert.deepEqual(router.macFor6(a6('fd00::78'), 0), third);
+  dev.inject(icmp6Frame('fd00::79', 'ff02::1', naMsg('fd00::2', NaFlags.OVERRIDE, other), { srcMac: other }));
+  assert.equal(counters.ndp_na_conflict, 1);
+  assert.equal(dev.sent.length, 0);
+  // The gateway's own MAC stays ours in the switch (a pinned entry), and macFor6 of fd00::2 is no guest.
+  assert.equal(router.macFor6(a6('fd00::2'), 0), null);
+  assert.equal(dev.sent.length, 0);
+});
+
+test('macFor6: unknown guest -> NS to its solicited-node group (exact bytes), rate-limited; off-link -> no NS', () => {
+  const { dev, router, counters, advance } = setup6();
+  assert.equal(router.macFor6(a6(G6), 0), null);
+  assert.equal(dev.sent.length, 1);
+  assert.equal(toHex(dev.sent[0]!), toHex(new Uint8Array([
+    ...hex('00000000000000000000 3333ff123456 52550a000202 86dd 60000000 0020 3a ff'),
+    ...a6('fe80::2'), ...a6('ff02::1:ff12:3456'),
+    // The NS literal of wire-icmpv6.test.ts.
+    ...hex('87 00 67 9f 00 00 00 00 fd 00 00 00 00 00 00 00 50 54 00 ff fe 12 34 56 01 01 52 55 0a 00 02 02'),
+  ])));
+  assert.equal(router.macFor6(a6(G6), 0), null);
+  assert.equal(dev.sent.length, 1, 'one per address per second');
+  advance(1000);
+  assert.equal(router.macFor6(a6(G6), 0), null);
+  assert.equal(dev.sent.length, 2);
+  // The guest answers.
+  dev.inject(icmp6Frame(G6, 'fe80::2', naMsg(G6, NaFlags.SOLICITED | NaFlags.OVERRIDE, G6_MAC)));
+  assert.deepEqual(router.macFor6(a6(G6), 0), G6_MAC);
+  for (const off of ['2001:db8::1', 'fd00:0:0:1::5', 'ff02::1', '::', 'fd00::', 'fd00::2', 'fe80::2']) {
+    assert.equal(router.macFor6(a6(off), 0), null, off);
+  }
+  assert.equal(dev.sent.length, 2);
+  assert.equal(counters.ndp_lookup_offlink, 7);
+  // Overall cap.
+  advance(1000);
+  for (let i = 1; i <= 100; i++) router.macFor6(a6(`fd00::1:${i.toString(16)}`), 0);
+  assert.equal(dev.sent.length, 2 + 32);
+  assert.equal(counters.ndp_ns_rate_limited, 1 + 68);
+});
+
+test('the neighbour cache is bounded; learned from sources of ordinary packets too', () => {
+  const { dev, router, counters } = setup6(V6CFG, { neighborCacheSize: 4 });
+  for (let i = 1; i <= 10; i++) {
+    const m = mac(`02:00:00:00:01:${i.toString(16).padStart(2, '0')}`);
+    dev.inject(ipv6Frame(17, `fd00::a:${i}`, '2001:db8::1', udpDatagram(1000 + i, 53, new Uint8Array(4)), { srcMac: m }));
+  }
+  assert.equal(router.neighborEntries().length, 4);
+  assert.equal(counters.ndp_cache_learned, 10);
+  assert.equal(counters.ndp_cache_evicted, 6);
+  assert.deepEqual(router.neighborEntries().map(([a]) => ipv6ToString(a, 0)), ['fd00::a:7', 'fd00::a:8', 'fd00::a:9', 'fd00::a:10']);
+  assert.deepEqual(router.macFor6(a6('fd00::a:10'), 0), mac('02:00:00:00:01:0a'));
+});
+
+test('ICMPv6 echo to fd00::2, fd00::3 and fe80::2 is answered from the address asked; elsewhere forwarded', () => {
+  const { dev, counters, forwarded6 } = setup6();
+  const data = new Uint8Array([1, 2, 3, 4, 5]);
+  for (const [i, to] of (['fd00::2', 'fd00::3', 'fe80::2'] as const).entries()) {
+    const from = to === 'fe80::2' ? G6_LL : G6;
+    dev.inject(icmp6Frame(from, to, echo6(0x77, i, data), { hop: 64 }));
+    const p = parse6(dev.sent[i]!);
+    assert.deepEqual([p.ethDst, p.src, p.dst, p.type], ['52:54:00:12:34:56', to, from, Icmpv6Type.ECHO_REPLY]);
+    const v = new Icmpv6View();
+    assert.ok(v.bind(p.msg, 0, p.msg.length));
+    assert.deepEqual([v.identifier, v.sequence, [...p.msg.subarray(8)]], [0x77, i, [...data]]);
+  }
+  assert.equal(counters.icmpv6_echo_reply_sent, 3);
+  // Bad checksum, non-echo to us, echo to a multicast group: dropped.
+  dev.inject(icmp6Frame(G6, 'fd00::2', echo6(1, 1, data), { badSum: true, hop: 64 }));
+  const unreach = new Uint8Array(48); unreach[0] = Icmpv6Type.DEST_UNREACHABLE;
+  dev.inject(icmp6Frame(G6, 'fd00::2', unreach, { hop: 64 }));
+  dev.inject(icmp6Frame(G6, 'ff02::1', echo6(1, 1, data), { hop: 64 }));
+  assert.equal(dev.sent.length, 3);
+  assert.equal(counters.icmpv6_bad_checksum, 1);
+  assert.equal(counters.icmpv6_to_gateway_dropped, 1);
+  assert.equal(counters.ipv6_multicast_dropped, 1);
+  // Echo to the outside: the translators' job; ICMPv6 errors from the guest are not forwarded.
+  dev.inject(icmp6Frame(G6, '2001:db8::1', echo6(9, 9, data), { hop: 64 }));
+  dev.inject(icmp6Frame(G6, '2001:db8::1', unreach, { hop: 64 }));
+  assert.deepEqual(forwarded6, [{ nh: 58, src: G6, dst: '2001:db8::1', len: 40 + 13 }]);
+  assert.equal(counters.icmpv6_not_forwarded, 1);
+  // Without DNS, fd00::3 is an ordinary destination.
+  const s = setup6({ ...V6CFG, ipv6: { ...V6, dns: null } });
+  s.dev.inject(icmp6Frame(G6, 'fd00::3', echo6(1, 1, data), { hop: 64 }));
+  assert.equal(s.dev.sent.length, 0);
+  assert.equal(s.forwarded6.length, 1);
+});
+
+test('TCP/UDP to fd00::2, fd00::3 and outside go to onForward6; the captured IPv6 SYN and superframe whole', () => {
+  const { dev, forwarded6, forwarded, counters } = setup6();
+  dev.inject(ipv6Frame(6, G6, 'fd00::2', tcpSyn(0, 0, 40000, 8080)));
+  dev.inject(ipv6Frame(17, G6, 'fd00::3', udpDatagram(5353, 53, new Uint8Array(12))));
+  dev.inject(ipv6Frame(6, G6, '2001:db8::1', tcpSyn(0, 0, 40001, 80)));
+  for (const n of ['tcp6-syn', 'tcp6-superframe'] as const) {
+    const f = loadFixtureSync(n);
+    f.set(GW_MAC, ETH);
+    dev.inject(f);
+  }
+  assert.deepEqual(forwarded6.map((x) => [x.nh, x.src, x.dst]), [
+    [6, G6, 'fd00::2'], [17, G6, 'fd00::3'], [6, G6, '2001:db8::1'], [6, 'fd00::100', 'fd00::2'], [6, 'fd00::100', 'fd00::2'],
+  ]);
+  assert.equal(forwarded6[4]!.len, 40 + 32 + 64260, 'the superframe whole');
+  assert.equal(forwarded.length, 0);
+  assert.equal(counters.ipv6_forwarded, 5);
+  assert.equal(dev.sent.length, 0);
+});
+
+test('IPv6 that must not reach the translators: each dropped and counted', () => {
+  const { dev, forwarded6, counters } = setup6();
+  const udp = udpDatagram(1, 2, new Uint8Array(4));
+  dev.inject(ipv6Frame(17, G6, 'ff02::fb', udp));                       // mDNS
+  dev.inject(ipv6Frame(6, G6_LL, 'fe80::1', tcpSyn(0, 0, 1, 2)));        // link-local destination
+  dev.inject(ipv6Frame(6, G6_LL, 'fe80::2', tcpSyn(0, 0, 1, 2)));        // ... ours too
+  dev.inject(ipv6Frame(6, G6, '::ffff:192.0.2.1', tcpSyn(0, 0, 1, 2)));  // IPv4-mapped
+  dev.inject(ipv6Frame(6, G6, '::1', tcpSyn(0, 0, 1, 2)));               // loopback
+  dev.inject(ipv6Frame(6, '2001:db8::5', '2001:db8::1', tcpSyn(0, 0, 1, 2))); // source off the link
+  dev.inject(ipv6Frame(6, '::', '2001:db8::1', tcpSyn(0, 0, 1, 2)));     // unspecified source
+  dev.inject(ipv6Frame(6, 'fd00::2', '2001:db8::1', tcpSyn(0, 0, 1, 2), { srcMac: mac('02:00:00:00:00:66') })); // spoofing us
+  dev.inject(ipv6Frame(6, 'ff02::1', '2001:db8::1', tcpSyn(0, 0, 1, 2))); // multicast source
+  dev.inject(ipv6Frame(44, G6, '2001:db8::1', new Uint8Array(16)));      // fragment header
+  dev.inject(ipv6Frame(60, G6, '2001:db8::1', new Uint8Array(16)));      // destination options
+  dev.inject(ipv6Frame(0, G6, '2001:db8::1', new Uint8Array(16)));       // hop-by-hop, not MLD
+  dev.inject(ipv6Frame(132, G6, '2001:db8::1', new Uint8Array(16)));     // SCTP
+  assert.equal(forwarded6.length, 0);
+  assert.equal(dev.sent.length, 0);
+  assert.deepEqual([counters.ipv6_multicast_dropped, counters.ipv6_link_local_dst_dropped, counters.ipv6_bad_destination_dropped,
+    counters.ipv6_bad_source_dropped, counters.ipv6_ext_header_dropped, counters.ipv6_protocol_unsupported], [1, 2, 2, 4, 3, 1]);
+  // Malformed IPv6 and ICMPv6.
+  const trunc = ipv6Frame(6, G6, '2001:db8::1', tcpSyn(0, 0, 1, 2)); setU16(trunc, IP6 + 4, 400);
+  const ver = ipv6Frame(6, G6, '2001:db8::1', tcpSyn(0, 0, 1, 2)); ver[IP6] = 0x40;
+  dev.inject(trunc, ver, ipv6Frame(58, G6, 'fd00::2', new Uint8Array(4)));
+  assert.equal(counters.ipv6_malformed, 2);
+  assert.equal(counters.icmpv6_malformed, 1);
+});
+
+test('without onForward6 the IPv6 data path is counted and dropped, NDP still works', () => {
+  const counters: Record<string, number> = {};
+  const sw = new Switch({ now: () => 0, counters });
+  const dev = new MemoryDevice('guest');
+  const port = new TapPort(1, dev);
+  sw.addPort(port);
+  port.start(sw);
+  const router = new Router(V6CFG, { switch: sw, counters, now: () => 0, onForward: () => {} });
+  router.tick(); dev.sent.length = 0;
+  dev.inject(ipv6Frame(6, G6, '2001:db8::1', tcpSyn(0, 0, 1, 2)));
+  assert.equal(counters.ipv6_forward_dropped, 1);
+  dev.inject(icmp6Frame(G6, 'ff02::1:ff00:2', nsMsg('fd00::2', G6_MAC)));
+  assert.equal(dev.sent.length, 1);
+});
+
+test('fuzz: random and mutated IPv6 frames never throw; tables stay bounded', () => {
+  const { sw, dev, router, advance } = setup6(V6CFG, { neighborCacheSize: 64 });
+  const seeds = [
+    loadFixtureSync('ipv6-rs'), loadFixtureSync('ipv6-ns-dad'), loadFixtureSync('ipv6-mld2-report'), loadFixtureSync('tcp6-syn'),
+    icmp6Frame(G6, 'ff02::1:ff00:2', nsMsg('fd00::2', G6_MAC)),
+    icmp6Frame(G6, 'fe80::2', naMsg(G6, NaFlags.SOLICITED, G6_MAC)),
+    icmp6Frame(G6, 'fd00::2', echo6(1, 2, new Uint8Array(20)), { hop: 64 }),
+    icmp6Frame('::', 'ff02::2', rsMsg(null)),
+  ];
+  const frameArb = fc.oneof(
+    fc.uint8Array({ minLength: 0, maxLength: 200 }).map((b) => {
+      // Half of them look like IPv6 so the deeper parsers run.
+      if (b.length > IP + 1) { b[IP - 2] = 0x86; b[IP - 1] = 0xdd; b[IP] = 0x60; }
+      return b;
+    }),
+    fc.tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat(), fc.boolean())
+      .map(([seed, muts, cut, fixSum]) => {
+        const f = seed.slice(0, Math.max(0, seed.length - (cut % 8 === 0 ? cut % seed.length : 0)));
+        for (const [pos, val] of muts) if (f.length > IP) f[IP + (pos % (f.length - IP))] = val;
+        // Keep the ICMPv6 checksum right half the time so mutations reach the NDP handlers.
+        if (fixSum && f.length >= L4_6 + 4 && f[IP6 + 6] === 58) {
+          const pl = Math.min((f[IP6 + 4]! << 8) | f[IP6 + 5]!, f.length - L4_6);
+          if (pl >= 4) finishIcmpv6Checksum(f, L4_6, pl, f, IP6 + 8, IP6 + 24);
+        }
+        return f;
+      }),
+  );
+  const owner = { retain(): void {}, release(): void {} };
+  const before = { ...router.counters };
+  fc.assert(fc.property(frameArb, fc.uint8Array({ minLength: 16, maxLength: 16 }), (f, addr) => {
+    router.deliver({ buf: f, off: 0, len: f.length, slot: 0, owner });
+    if (f.length > 0) dev.inject(f);
+    router.deliverParts([f.subarray(0, f.length >> 1), f.subarray(f.length >> 1)]);
+    router.macFor6(addr, 0);
+    router.tick();
+    advance(50); // so the rate limits let some answers through
+    return true;
+  }), { numRuns: 4000 });
+  const grew = (k: string) => (router.counters[k] ?? 0) > (before[k] ?? 0);
+  for (const k of ['ipv6_malformed', 'ndp_na_sent', 'ndp_ra_solicited_sent', 'icmpv6_echo_reply_sent', 'ndp_dad_ignored', 'ipv6_forwarded']) {
+    assert.ok(grew(k), `fuzzing reached ${k}`);
+  }
+  assert.ok(router.neighborEntries().length <= 64);
+  assert.ok(sw.macCount <= 4096);
 });
