@@ -30,8 +30,9 @@
 //     clear message rather than silently ignored: a user asking for a sandbox must not get none;
 //   - `--target-type=netns` is accepted, `bess` is refused.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
-import { parseCidr, planNetwork, ipToU32, u32ToIp, type NetworkPlan } from '../control/config';
+import { SLIRP4NETNS_IPV6, parseCidr, planNetwork, ipToU32, u32ToIp, type NetworkPlan } from '../control/config';
 import { isTapswitchError } from '../control/errors';
 import type { Slirp4netnsOptions as ServeOptions } from '../control/slirp4netns-mode';
 import {
@@ -50,11 +51,11 @@ export const SLIRP4NETNS_EXIT_USAGE = 1;
 
 export type NetnsType = 'pid' | 'path';
 
-/** `--outbound-addr`: an IPv4 address, either given or taken from a named interface. */
+/** `--outbound-addr` / `--outbound-addr6`: an address, either given or taken from a named interface. */
 export interface OutboundAddr {
   /** What the user typed. */
   spec: string;
-  /** The IPv4 address to bind outgoing sockets to. */
+  /** The IPv4 (IPv6) address to bind outgoing sockets to. */
   address: string;
   /** The interface it came from, when an interface name was given. */
   ifname?: string;
@@ -64,13 +65,12 @@ export interface OutboundAddr {
 export interface Slirp4netnsOptions extends ServeOptions {
   netnsType: NetnsType;
   outboundAddr: OutboundAddr | null;
+  /** `--outbound-addr6`: an IPv6 address, given or taken from a named interface. */
+  outboundAddr6: OutboundAddr | null;
   /** The CIDR text as given (or the default). */
   cidr: string;
-  enableIpv6: boolean;
   enableSandbox: boolean;
   enableSeccomp: boolean;
-  /** `--outbound-addr6` as given (only accepted when IPv6 is implemented). */
-  outboundAddr6: string | null;
   /** Lines slirp4netns prints on stdout while parsing (`WARNING: ...`), for the caller to print. */
   warnings: string[];
 }
@@ -190,6 +190,20 @@ function resolveOutboundAddr(spec: string, interfaces: () => NodeJS.Dict<os.Netw
   return { spec, address: v4.address, ifname: spec };
 }
 
+/**
+ * `--outbound-addr6`: an IPv6 address, or an interface's first IPv6 address that is not link-local
+ * (a link-local one cannot be bound without a scope, and reaches nothing beyond the link).
+ */
+function resolveOutboundAddr6(spec: string, interfaces: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>): OutboundAddr {
+  const err = () => new Slirp4netnsArgError('outbound-addr6 has to be valid ipv6 address or interface name.', false);
+  if (net.isIPv6(spec)) return { spec, address: spec };
+  if (!isValidIfname(spec)) throw err();
+  const addrs = interfaces()[spec] ?? [];
+  const v6 = addrs.find((a) => (a.family === 'IPv6' || (a.family as unknown) === 6) && !/^fe[89ab]/i.test(a.address));
+  if (!v6) throw err();
+  return { spec, address: v6.address, ifname: spec };
+}
+
 function defaultPathExists(p: string): boolean {
   try {
     fs.accessSync(p, fs.constants.F_OK);
@@ -220,7 +234,7 @@ export function parseSlirp4netnsArgs(argv: readonly string[], env: Slirp4netnsPa
   // Returns a command when -h/-v stops the scan.
   const apply = (spec: OptSpec, value: string | undefined): Slirp4netnsCommand | null => {
     const feature = FEATURE_OF[spec.name];
-    if (feature !== undefined && !features[feature]) {
+    if (feature !== undefined && features[feature] === false) {
       throw new Slirp4netnsArgError(`--${spec.name} is not supported by tapswitch yet; remove it from the command line`);
     }
     switch (spec.name) {
@@ -368,6 +382,9 @@ export function parseSlirp4netnsArgs(argv: readonly string[], env: Slirp4netnsPa
   const outboundText = raw.get('outbound-addr');
   const outboundAddr = outboundText === undefined ? null
     : resolveOutboundAddr(outboundText, env.networkInterfaces ?? os.networkInterfaces);
+  const outbound6Text = raw.get('outbound-addr6');
+  const outboundAddr6 = outbound6Text === undefined ? null
+    : resolveOutboundAddr6(outbound6Text, env.networkInterfaces ?? os.networkInterfaces);
 
   const fd = (name: 'exit-fd' | 'ready-fd'): number | null => {
     const t = raw.get(name);
@@ -394,7 +411,7 @@ export function parseSlirp4netnsArgs(argv: readonly string[], env: Slirp4netnsPa
       enableSandbox: flags.has('enable-sandbox') || flags.has('create-sandbox'),
       enableSeccomp: flags.has('enable-seccomp'),
       outboundAddr,
-      outboundAddr6: raw.get('outbound-addr6') ?? null,
+      outboundAddr6,
       disableDns: flags.has('disable-dns'),
       macAddress,
       warnings,
@@ -459,10 +476,21 @@ export function formatSlirp4netnsStartupInfo(o: Slirp4netnsOptions): string {
   ];
   if (o.apiSocket !== null) lines.push(`* API Socket:      ${o.apiSocket}`);
   if (o.outboundAddr !== null) lines.push(`* Outbound IPv4:    ${o.outboundAddr.address}`);
+  if (o.enableIpv6) {
+    const p = SLIRP4NETNS_IPV6;
+    lines.push(`* IPv6 prefix:     ${p.prefix}/${p.prefixLength} (SLAAC from router advertisements by ${p.linkLocal})`,
+      `* IPv6 gateway:    ${p.gateway}`,
+      o.disableDns ? '* IPv6 DNS:        (disabled)' : `* IPv6 DNS:        ${p.dns}`);
+    if (o.outboundAddr6 !== null) lines.push(`* Outbound IPv6:   ${o.outboundAddr6.address}`);
+  }
   if (o.macAddress !== null) lines.push(`* MAC address:     ${o.macAddress}`);
   if (!o.disableHostLoopback) {
     lines.push(`WARNING: 127.0.0.1:* on the host is accessible as ${ip(o.network.gateway)} `
       + '(set --disable-host-loopback to prohibit connecting to 127.0.0.1:*)');
+    if (o.enableIpv6) {
+      lines.push(`WARNING: [::1]:* on the host is accessible as [${SLIRP4NETNS_IPV6.gateway}] `
+        + '(set --disable-host-loopback to prohibit connecting to [::1]:*)');
+    }
   }
   return `${lines.join('\n')}\n`;
 }

@@ -17,17 +17,27 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** Optional slirp4netns features and whether tapswitch implements them today. */
-export const SLIRP4NETNS_FEATURES = {
-  /** `-6`, `--enable-ipv6` (and `--outbound-addr6`, meaningless without it). */
-  ipv6: false,
+export type Slirp4netnsFeature = 'ipv6' | 'sandbox' | 'seccomp';
+export type Slirp4netnsFeatureState = boolean | 'unadvertised';
+export type Slirp4netnsFeatureSet = Readonly<Record<Slirp4netnsFeature, Slirp4netnsFeatureState>>;
+
+/**
+ * Optional slirp4netns features and whether tapswitch implements them today: true (accepted and
+ * advertised in --help), 'unadvertised' (accepted when asked for by name, but kept out of --help so
+ * clients that grep it do not turn it on by default), false (refused).
+ */
+export const SLIRP4NETNS_FEATURES: Slirp4netnsFeatureSet = {
+  /**
+   * `-6`, `--enable-ipv6` (and `--outbound-addr6`, meaningless without it). The gateway side works
+   * (RAs, SLAAC, NDP, ping to fd00::2/fd00::3); advertised once IPv6 TCP/UDP translation works end
+   * to end too, since Podman turns it on by default when --help offers it.
+   */
+  ipv6: 'unadvertised',
   /** `--enable-sandbox`: private mount namespace, dropped capabilities. */
   sandbox: false,
   /** `--enable-seccomp`: syscall filter. */
   seccomp: false,
-} as const;
-export type Slirp4netnsFeature = keyof typeof SLIRP4NETNS_FEATURES;
-export type Slirp4netnsFeatureSet = Readonly<Record<Slirp4netnsFeature, boolean>>;
+};
 
 /** The slirp4netns release whose command line and API tapswitch-slirp4netns follows. */
 export const SLIRP4NETNS_COMPAT_VERSION = '1.2.0';
@@ -73,7 +83,7 @@ const HELP_LINES: readonly HelpLine[] = [
 /** The usage text (for `--help` on stdout, and after an argument error on stderr). */
 export function formatSlirp4netnsHelp(features: Slirp4netnsFeatureSet = SLIRP4NETNS_FEATURES,
   prog: string = SLIRP4NETNS_PROG): string {
-  const lines = HELP_LINES.filter((l) => l.feature === undefined || features[l.feature]);
+  const lines = HELP_LINES.filter((l) => l.feature === undefined || features[l.feature] === true);
   const width = Math.max(...lines.map((l) => l.flags.length)) + 2;
   return [
     `Usage: ${prog} [OPTION]... PID|PATH [TAPNAME]`,

@@ -5,7 +5,7 @@
 // plan is slirp4netns's too: gateway network+2, DNS network+3, DHCP leases from network+15 (16 of
 // them), the container network+100.
 import { Address4 } from 'ip-address';
-import type { DataPlaneConfig, LogLevel } from '../worker/protocol';
+import type { DataPlaneConfig, DataPlaneIpv6Config, LogLevel } from '../worker/protocol';
 import { TapswitchError } from './errors';
 
 export const DEFAULT_CIDR = '10.0.2.0/24';
@@ -112,6 +112,30 @@ export function planNetwork(cidr: Cidr): NetworkPlan {
   return { ...cidr, gateway: at(2), dns: at(3), guest: at(100), dhcpStart: at(15), dhcpCount: 16 };
 }
 
+/**
+ * slirp4netns -6's fixed IPv6 plan (slirp4netns-compat.md): the prefix fd00::/64, the gateway
+ * fd00::2 (the host's ::1 unless host loopback is disabled), the DNS forwarder fd00::3, and the
+ * link-local fe80::2 that router advertisements come from. The guest picks its own address (SLAAC).
+ */
+export const SLIRP4NETNS_IPV6 = {
+  prefix: 'fd00::', prefixLength: 64, gateway: 'fd00::2', dns: 'fd00::3', linkLocal: 'fe80::2',
+} as const;
+
+export interface Ipv6Options {
+  /** Bind outbound IPv6 host sockets to this address (--outbound-addr6). */
+  outboundAddr?: string;
+}
+
+/** The IPv6 part of the data-plane config; dns null when the DNS forwarder is disabled. */
+export function buildIpv6Config(o: Ipv6Options & { dnsEnabled: boolean }): DataPlaneIpv6Config {
+  const p = SLIRP4NETNS_IPV6;
+  const c: DataPlaneIpv6Config = {
+    prefix: p.prefix, prefixLength: p.prefixLength, gateway: p.gateway, dns: o.dnsEnabled ? p.dns : null, linkLocal: p.linkLocal,
+  };
+  if (o.outboundAddr !== undefined) c.outboundAddr = o.outboundAddr;
+  return c;
+}
+
 export interface DataPlaneOptions {
   cidr: Cidr;
   mtu: number;
@@ -120,6 +144,8 @@ export interface DataPlaneOptions {
   /** false: no DNS forwarder at network+3 (dns = 0 in the config). */
   dnsEnabled?: boolean;
   outboundAddr?: string;
+  /** IPv6 as slirp4netns -6 offers it; absent or null: none (IPv6 frames dropped and counted). */
+  ipv6?: Ipv6Options | null;
   logLevel: LogLevel;
 }
 
@@ -140,5 +166,6 @@ export function buildDataPlaneConfig(o: DataPlaneOptions): DataPlaneConfig {
     logLevel: o.logLevel,
   };
   if (o.outboundAddr !== undefined) config.outboundAddr = o.outboundAddr;
+  if (o.ipv6) config.ipv6 = buildIpv6Config({ ...o.ipv6, dnsEnabled: o.dnsEnabled !== false });
   return config;
 }

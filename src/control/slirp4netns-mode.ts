@@ -12,7 +12,8 @@
 //   4. open TAPNAME there, asking for the virtio-net header with offloads and falling back to plain
 //      frames when the TAP exists without it (RootlessKit's `ip tuntap add`). With -c: lo up, the
 //      TAP up with MTU, MAC, address network+100 and the default route via network+2. Without -c
-//      nothing is touched: the client configures the link;
+//      nothing is touched: the client configures the link. With -6 no IPv6 address or route is
+//      set either: the guest's kernel configures itself from our router advertisements (SLAAC);
 //   5. start the data plane (one worker per queue), then the API socket, whose forwards live in
 //      queue 0's worker (DataPlanePool.hostFwd());
 //   6. print slirp4netns's start-up lines on stdout, then write '1' to --ready-fd and close it;
@@ -56,6 +57,10 @@ export interface Slirp4netnsOptions {
   apiSocket: string | null;
   tapName: string;
   outboundAddr: { address: string } | null;
+  /** `-6`: IPv6 on fd00::/64 (router advertisements, SLAAC, fd00::2, fd00::3). */
+  enableIpv6: boolean;
+  /** `--outbound-addr6`, resolved to an address (meaningful only with enableIpv6). */
+  outboundAddr6: { address: string } | null;
   disableDns: boolean;
   /** `--macaddress`, normalised to lower-case `xx:xx:xx:xx:xx:xx`. */
   macAddress: string | null;
@@ -128,6 +133,7 @@ export async function serveSlirp4netns(o: Slirp4netnsOptions, log: Logger, hooks
       dnsUpstreams: o.disableDns ? [] : dnsUpstreams({}, log),
       dnsEnabled: !o.disableDns,
       ...(o.outboundAddr !== null ? { outboundAddr: o.outboundAddr.address } : {}),
+      ipv6: o.enableIpv6 ? (o.outboundAddr6 !== null ? { outboundAddr: o.outboundAddr6.address } : {}) : null,
       logLevel: log.level,
     });
     tap = openContainerTap({

@@ -100,3 +100,18 @@ test('the gateway MAC is locally administered unicast', () => {
   assert.equal((mac[0] as number) & 0x02, 0x02);
   assert.equal((mac[0] as number) & 0x01, 0);
 });
+
+test('buildDataPlaneConfig with IPv6: slirp4netns -6\'s fixed plan; DNS and --outbound-addr6 follow the options', () => {
+  const base = { cidr: parseCidr('10.0.2.0/24'), mtu: 1500, hostLoopback: true, dnsUpstreams: [], logLevel: 'warn' as const };
+  assert.equal(buildDataPlaneConfig(base).ipv6, undefined, 'no IPv6 unless asked');
+  assert.equal(buildDataPlaneConfig({ ...base, ipv6: null }).ipv6, undefined);
+  assert.deepEqual(buildDataPlaneConfig({ ...base, ipv6: {} }).ipv6,
+    { prefix: 'fd00::', prefixLength: 64, gateway: 'fd00::2', dns: 'fd00::3', linkLocal: 'fe80::2' });
+  assert.deepEqual(buildDataPlaneConfig({ ...base, dnsEnabled: false, ipv6: { outboundAddr: '2001:db8::7' } }).ipv6,
+    { prefix: 'fd00::', prefixLength: 64, gateway: 'fd00::2', dns: null, linkLocal: 'fe80::2', outboundAddr: '2001:db8::7' });
+  // The IPv6 plan does not move with --cidr (slirp4netns hard-codes it).
+  assert.equal(buildDataPlaneConfig({ ...base, cidr: parseCidr('192.168.7.0/25'), ipv6: {} }).ipv6?.prefix, 'fd00::');
+  // Plain data: survives structured clone to the workers.
+  const c = buildDataPlaneConfig({ ...base, ipv6: {} });
+  assert.deepEqual(structuredClone(c), c);
+});

@@ -267,9 +267,12 @@ test('--disable-dns, --target-type', () => {
 });
 
 test('unimplemented features are refused, not silently ignored', () => {
-  for (const flag of ['--enable-ipv6', '-6', '--enable-sandbox', '--create-sandbox', '--enable-seccomp',
-    '--outbound-addr6=::1', '-c6']) {
+  for (const flag of ['--enable-sandbox', '--create-sandbox', '--enable-seccomp']) {
     fails([flag, '42'], /is not supported by tapswitch yet/);
+  }
+  const none = { ipv6: false, sandbox: false, seccomp: false };
+  for (const flag of ['--enable-ipv6', '-6', '--outbound-addr6=::1', '-c6']) {
+    assert.throws(() => parseSlirp4netnsArgs([flag, '42'], { ...env, features: none }), /is not supported by tapswitch yet/, flag);
   }
   // ... and accepted once a feature is turned on.
   const all = { ipv6: true, sandbox: true, seccomp: true };
@@ -280,8 +283,62 @@ test('unimplemented features are refused, not silently ignored', () => {
     assert.equal(r.options.enableIpv6, true);
     assert.equal(r.options.enableSandbox, true);
     assert.equal(r.options.enableSeccomp, true);
-    assert.equal(r.options.outboundAddr6, 'fd00::1');
+    assert.deepEqual(r.options.outboundAddr6, { spec: 'fd00::1', address: 'fd00::1' });
   }
+});
+
+test('-6 / --enable-ipv6 are accepted (with slirp4netns\'s warning) while IPv6 is not advertised in --help', () => {
+  assert.notEqual(SLIRP4NETNS_FEATURES.ipv6, false);
+  for (const argv of [['-6', '42'], ['--enable-ipv6', '42'], ['-c6', '42'], ['--enable-i', '42']]) {
+    const o = run(argv);
+    assert.equal(o.enableIpv6, true, argv.join(' '));
+    assert.deepEqual(o.warnings, ['WARNING: Support for IPv6 is experimental']);
+  }
+  assert.equal(run(['42']).enableIpv6, false);
+  assert.equal(run(['42']).outboundAddr6, null);
+});
+
+test('--outbound-addr6: IPv6 or an interface with a non-link-local IPv6 address', () => {
+  const ifs: Slirp4netnsParseEnv = {
+    ...env,
+    networkInterfaces: () => ({
+      eth0: [
+        { address: '192.0.2.7', netmask: '255.255.255.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: false, cidr: '192.0.2.7/24' },
+        { address: 'fe80::1', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '00:00:00:00:00:00', internal: false, cidr: 'fe80::1/64', scopeid: 2 },
+        { address: '2001:db8::7', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '00:00:00:00:00:00', internal: false, cidr: '2001:db8::7/64', scopeid: 0 },
+      ],
+      llonly: [{ address: 'fe80::9', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '00:00:00:00:00:00', internal: false, cidr: 'fe80::9/64', scopeid: 3 }],
+    }),
+  };
+  const r6 = (argv: string[]) => {
+    const r = parseSlirp4netnsArgs(argv, ifs);
+    assert.equal(r.kind, 'run');
+    return r.kind === 'run' ? r.options : (undefined as never);
+  };
+  assert.deepEqual(r6(['-6', '--outbound-addr6=2001:db8::1', '42']).outboundAddr6, { spec: '2001:db8::1', address: '2001:db8::1' });
+  assert.deepEqual(r6(['-6', '--outbound-addr6', 'eth0', '42']).outboundAddr6, { spec: 'eth0', address: '2001:db8::7', ifname: 'eth0' });
+  // Exact name wins over the --outbound-addr prefix.
+  assert.equal(r6(['-6', '--outbound-addr6=::1', '--outbound-addr=192.0.2.1', '42']).outboundAddr?.address, '192.0.2.1');
+  for (const bad of ['192.0.2.1', 'llonly', 'nosuchif', 'fd00::1::2', 'a/b']) {
+    assert.throws(() => parseSlirp4netnsArgs(['-6', `--outbound-addr6=${bad}`, '42'], ifs), (e: unknown) => {
+      assert.ok(e instanceof Slirp4netnsArgError);
+      assert.equal(e.message, 'outbound-addr6 has to be valid ipv6 address or interface name.');
+      assert.equal(e.showUsage, false);
+      return true;
+    }, bad);
+  }
+});
+
+test('start-up lines with -6 name the IPv6 plan and the ::1 warning', () => {
+  const info = formatSlirp4netnsStartupInfo(run(['-6', '42']));
+  assert.match(info, /^\* IPv6 prefix: +fd00::\/64 /m);
+  assert.match(info, /^\* IPv6 gateway: +fd00::2$/m);
+  assert.match(info, /^\* IPv6 DNS: +fd00::3$/m);
+  assert.match(info, /^WARNING: \[::1\]:\* on the host is accessible as \[fd00::2\]/m);
+  const quiet = formatSlirp4netnsStartupInfo(run(['-6', '--disable-host-loopback', '--disable-dns', '42']));
+  assert.match(quiet, /^\* IPv6 DNS: +\(disabled\)$/m);
+  assert.doesNotMatch(quiet, /WARNING/);
+  assert.doesNotMatch(formatSlirp4netnsStartupInfo(run(['42'])), /IPv6/);
 });
 
 test('-h / -v act when reached', () => {
@@ -304,8 +361,11 @@ test('--help text: every supported flag string, no unsupported one', () => {
     '-a, --api-socket=PATH', '--cidr=CIDR', '--netns-type=TYPE', '--outbound-addr=IPv4', '--macaddress=MAC']) {
     assert.ok(help.includes(s), `help lacks ${s}`);
   }
-  assert.equal(SLIRP4NETNS_FEATURES.ipv6, false);
-  for (const s of ['--enable-ipv6', '-6,', '--enable-sandbox', '--enable-seccomp', '--outbound-addr6',
+  // IPv6 is advertised only when it is on (true), never while merely accepted ('unadvertised').
+  const ipv6Shown = SLIRP4NETNS_FEATURES.ipv6 === true;
+  for (const s of ['--enable-ipv6', '-6,', '--outbound-addr6']) assert.equal(help.includes(s), ipv6Shown, s);
+  assert.equal(formatSlirp4netnsHelp({ ipv6: 'unadvertised', sandbox: false, seccomp: false }).includes('--enable-ipv6'), false);
+  for (const s of ['--enable-sandbox', '--enable-seccomp',
     '--target-type', '--create-sandbox', '--no-host-loopback']) {
     assert.ok(!help.includes(s), `help advertises ${s}`);
   }
