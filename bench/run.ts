@@ -30,8 +30,8 @@ const PEERS: Record<SystemName, Peer> = { tapswitch, slirp4netns, pasta, veth };
 const RR_TOOL = path.join(__dirname, 'measure', 'rr-tool.js');
 const SRC_ROOT = path.join(__dirname, '..', '..');
 
-const HOST_IPERF_PORT = 5201;
-const HOST_RR_PORT = 5202;
+export const HOST_IPERF_PORT = 5201;
+export const HOST_RR_PORT = 5202;
 const CONT_IPERF_PORT = 5301;
 const CONT_RR_PORT = 5302;
 
@@ -85,7 +85,7 @@ const USAGE = 'usage: npm run bench -- [--duration S] [--repeat N] [--only tapsw
 
 // ---- the plan ----
 
-type TaskKind = 'tcp_c2h_1' | 'tcp_h2c_1' | 'tcp_c2h_4' | 'tcp_h2c_4' | 'udp_c2h' | 'rr' | 'crr' | 'pf_tcp' | 'pf_rr32';
+export type TaskKind = 'tcp_c2h_1' | 'tcp_h2c_1' | 'tcp_c2h_4' | 'tcp_h2c_4' | 'udp_c2h' | 'rr' | 'crr' | 'pf_tcp' | 'pf_rr32';
 
 const TASK_LABEL: Record<TaskKind, string> = {
   tcp_c2h_1: 'tcp c->h single',
@@ -99,7 +99,7 @@ const TASK_LABEL: Record<TaskKind, string> = {
   pf_rr32: 'port forward 32 clients',
 };
 
-const ALL_TASKS: TaskKind[] = ['tcp_c2h_1', 'tcp_h2c_1', 'tcp_c2h_4', 'tcp_h2c_4', 'udp_c2h', 'rr', 'crr', 'pf_tcp', 'pf_rr32'];
+export const ALL_TASKS: TaskKind[] = ['tcp_c2h_1', 'tcp_h2c_1', 'tcp_c2h_4', 'tcp_h2c_4', 'udp_c2h', 'rr', 'crr', 'pf_tcp', 'pf_rr32'];
 
 interface PlannedConfig extends PeerConfig {
   id: string;
@@ -129,8 +129,8 @@ export function plan(only: readonly SystemName[]): PlannedConfig[] {
 // ---- measurements ----
 
 /** Metric values from one run of a task. */
-type Sample = Record<string, number>;
-interface TaskOutcome { sample?: Sample; extra?: Record<string, number | string>; na?: string }
+export type Sample = Record<string, number>;
+export interface TaskOutcome { sample?: Sample; extra?: Record<string, number | string>; na?: string }
 
 class NotApplicable extends Error {}
 
@@ -153,14 +153,14 @@ async function runRrTool(exec: string[], args: string[], timeoutMs: number): Pro
   }
 }
 
-async function startRrServer(exec: string[], port: number) {
+export async function startRrServer(exec: string[], port: number) {
   const argv = [...exec, process.execPath, RR_TOOL, 'server', String(port)];
   const child = spawnTracked(argv[0] as string, argv.slice(1));
   await waitForLine(child, (l) => l.startsWith('listening'), 10_000);
   return child;
 }
 
-async function runTask(kind: TaskKind, c: Container, o: Options): Promise<TaskOutcome> {
+export async function runTask(kind: TaskKind, c: Container, o: Options): Promise<TaskOutcome> {
   const host: string[] = [];
   const d = o.duration;
   const tcp = async (reverse: boolean, parallel: number): Promise<TaskOutcome> => {
@@ -233,7 +233,7 @@ async function runTask(kind: TaskKind, c: Container, o: Options): Promise<TaskOu
   }
 }
 
-const TASK_METRICS: Record<TaskKind, string[]> = {
+export const TASK_METRICS: Record<TaskKind, string[]> = {
   tcp_c2h_1: ['tcp_c2h_1', 'cpu_c2h_1'],
   tcp_h2c_1: ['tcp_h2c_1', 'cpu_h2c_1'],
   tcp_c2h_4: ['tcp_c2h_4'],
