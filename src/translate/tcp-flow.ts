@@ -21,6 +21,7 @@
 import type { Socket } from 'node:net';
 import type { SlotOwner } from '../wire/frame';
 import type { FlowEntry } from './flow-table';
+import type { HostReader } from './host-read';
 import type { WheelEntry } from './tcp-timers';
 import { FRAME_HDR_LEN, TEMPLATE_LEN } from './tcp-emit';
 
@@ -241,6 +242,15 @@ export class TcpFlow implements FlowEntry, WheelEntry {
   /** Last frame we sent for this flow (coarse clock). */
   lastTx = 0;
   ackPending = false;
+  /**
+   * The host socket's last read filled its buffer, so more bytes are probably ready: a tail shorter
+   * than a full superframe waits for them until the end of this event-loop turn (see holdTail).
+   */
+  hostMore = false;
+  /** On the translator's list of flows whose tail is held. */
+  tailHeld = false;
+  /** Reads the host socket into pooled buffers (outbound flows; null: Node's own 'data' reads). */
+  reader: HostReader | null = null;
 
   /** Bound once: the host socket's write callback. */
   onWritten: (err?: Error | null) => void = () => {};

@@ -66,6 +66,7 @@ import type { Ipv6View } from '../wire/ipv6';
 import { seqDiff, seqGt } from '../wire/seq';
 import { TcpFlags, TcpView, emitSynAckOptions, newTcpSynOptions } from '../wire/tcp';
 import { FlowTable } from './flow-table';
+import { HostReadPool } from './host-read';
 import { TcpCounters as C } from './tcp-counters';
 export { TcpCounters } from './tcp-counters';
 import { mapDestination } from './host-map';
@@ -178,6 +179,8 @@ const MIN_MSS = 88;
 const DEFAULT_MSS = 536;
 const LIST_CONNECTING = 1;
 const LIST_LINGER = 2;
+/** Node reads a stream socket 64 KiB at a time: a read that size says more is probably waiting. */
+const HOST_READ_FULL = 65536;
 
 export class TcpTranslator implements ProtocolTranslator {
   private readonly lim: Limits;
@@ -206,6 +209,12 @@ export class TcpTranslator implements ProtocolTranslator {
   private readonly ackQueue: TcpFlow[] = [];
   private ackFlushScheduled = false;
   private readonly flushAcksBound = (): void => this.flushAcks();
+  /** Flows holding back a short tail until the end of this event-loop turn (see trySend). */
+  private readonly heldTails: TcpFlow[] = [];
+  private tailFlushScheduled = false;
+  private readonly flushTailsBound = (): void => this.flushTails();
+  /** Read buffers for outbound flows' host sockets (see host-read.ts). */
+  private readonly hostReads = new HostReadPool();
   private readonly fireBound = (f: TcpFlow): void => this.onTimer(f);
   private readonly tickBound = (): void => this.runTimers();
   /** MSS we announce: the link MTU minus IPv4 and TCP headers. */
@@ -338,6 +347,9 @@ export class TcpTranslator implements ProtocolTranslator {
     try {
       const copts: net.TcpNetConnectOpts = { host: target.address, port: target.port, noDelay: true, allowHalfOpen: true };
       if (cfg.outboundAddr) copts.localAddress = cfg.outboundAddr;
+      const reader = this.hostReads.reader((b, more) => this.onHostChunk(flow, b, more));
+      flow.reader = reader;
+      copts.onread = { buffer: reader.buffer, callback: reader.callback };
       sock = this.connectFn(copts);
     } catch (err) {
       flow.errorCode = (err as NodeJS.ErrnoException)?.code ?? 'EINVAL';
@@ -837,11 +849,17 @@ export class TcpTranslator implements ProtocolTranslator {
   // Host -> guest
 
   private onHostData(flow: TcpFlow, b: Buffer): void {
+    this.onHostChunk(flow, b, b.length >= HOST_READ_FULL);
+  }
+
+  /** Bytes read from the host socket; `more`: the read filled its buffer (more is probably ready). */
+  private onHostChunk(flow: TcpFlow, b: Buffer, more: boolean): void {
     if (flow.removed) return;
     flow.sndq.push(b);
     this.globalQueued += b.length;
     flow.lastSeen = this.coarseNow;
     count(this.counters, C.HOST_RX_BYTES, b.length);
+    flow.hostMore = more;
     this.trySend(flow);
     this.updateReading(flow);
   }
@@ -903,6 +921,10 @@ export class TcpTranslator implements ProtocolTranslator {
         let len = Math.min(unsent, usable, maxSeg);
         // Sender-side silly window avoidance: no runt while data is in flight.
         if (len < unsent && len < flow.mss && inFlight > 0) return;
+        // A 64 KiB read is 64240 bytes of superframe (MSS 1460) and a 1296-byte tail: sent at
+        // once, every read would cost a second frame. While the socket is still delivering, the
+        // tail waits for the next read, at most until the end of this event-loop turn.
+        if (len === unsent && len < maxSeg && flow.hostMore) { this.holdTail(flow); return; }
         const off = flow.sndNxtOff;
         const withFin = (flow.events & TcpEvent.HOST_EOF) !== 0 && !(flow.events & TcpEvent.HOST_RESET) &&
           off + len === end;
@@ -926,6 +948,25 @@ export class TcpTranslator implements ProtocolTranslator {
       }
       return;
     }
+  }
+
+  private holdTail(flow: TcpFlow): void {
+    if (!flow.tailHeld) { flow.tailHeld = true; this.heldTails.push(flow); }
+    if (!this.tailFlushScheduled) { this.tailFlushScheduled = true; setImmediate(this.flushTailsBound); }
+  }
+
+  /** After the turn's socket reads (check phase): send every held tail. */
+  private flushTails(): void {
+    this.tailFlushScheduled = false;
+    const q = this.heldTails;
+    for (let i = 0; i < q.length; i++) {
+      const f = q[i]!;
+      f.tailHeld = false;
+      f.hostMore = false;
+      if (f.removed) continue;
+      try { this.trySend(f); } catch { count(this.counters, C.INTERNAL_ERROR); }
+    }
+    q.length = 0;
   }
 
   private maxSegment(flow: TcpFlow): number {
@@ -1097,6 +1138,7 @@ export class TcpTranslator implements ProtocolTranslator {
     this.lingering.remove(flow);
     this.wheel.cancel(flow);
     this.starved.delete(flow);
+    flow.reader?.release();
     const q = flow.sndq;
     this.globalQueued -= q.endOff - Math.min(flow.sndUnaOff, q.endOff);
     q.clear();
@@ -1359,6 +1401,7 @@ export class TcpTranslator implements ProtocolTranslator {
     this.closed = true;
     if (this.interval) { clearInterval(this.interval); this.interval = null; }
     this.ackQueue.length = 0;
+    this.heldTails.length = 0;
     this.starved.clear();
   }
 }
