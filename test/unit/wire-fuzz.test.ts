@@ -10,6 +10,8 @@ import {
   VNET_HDR_LEN, vnetFlags, vnetGsoType, vnetHdrLen, vnetGsoSize, vnetCsumStart, vnetCsumOffset,
   EthernetView, EtherType, ArpView, Ipv4View, IpProtocol, IcmpView, UdpView, TcpView, Ipv6View,
   newTcpSynOptions,
+  Icmpv6View, RouterSolicitView, RouterAdvertView, NeighborSolicitView, NeighborAdvertView, NdpOptionReader,
+  PrefixInfoView, MtuOptionView, RdnssView, Icmpv6Type, NdpOptionType,
 } from '../../src/wire';
 
 interface View {
@@ -21,6 +23,8 @@ type ViewClass = new () => View;
 const VIEWS: ReadonlyArray<[string, ViewClass]> = [
   ['Ethernet', EthernetView], ['ARP', ArpView], ['IPv4', Ipv4View], ['ICMP', IcmpView],
   ['UDP', UdpView], ['TCP', TcpView], ['IPv6', Ipv6View],
+  ['ICMPv6', Icmpv6View], ['RS', RouterSolicitView], ['RA', RouterAdvertView], ['NS', NeighborSolicitView],
+  ['NA', NeighborAdvertView], ['PrefixInfo', PrefixInfoView], ['MTU option', MtuOptionView], ['RDNSS', RdnssView],
 ];
 
 /** Byte arrays of any length up to max (fast-check's default size would keep them tiny). */
@@ -46,6 +50,14 @@ const PLAUSIBLE: Record<string, (b: Uint8Array, r: number) => void> = {
     b[4] = len >> 8; b[5] = len & 0xff;
   },
   TCP: (b, r) => { if (b.length >= 13) b[12] = ((5 + (r % 11)) << 4) | (b[12]! & 0x0f); },
+  ICMPv6: () => {},
+  RS: (b) => { if (b.length >= 1) b[0] = 133; },
+  RA: (b) => { if (b.length >= 1) b[0] = 134; },
+  NS: (b) => { if (b.length >= 1) b[0] = 135; },
+  NA: (b) => { if (b.length >= 1) b[0] = 136; },
+  PrefixInfo: (b, r) => { if (b.length >= 2) { b[0] = 3; b[1] = r % 3 === 0 ? r % 8 : 4; } },
+  'MTU option': (b, r) => { if (b.length >= 2) { b[0] = 5; b[1] = r % 3 === 0 ? r % 4 : 1; } },
+  RDNSS: (b, r) => { if (b.length >= 2) { b[0] = 25; b[1] = r % 13; } },
   IPv6: (b, r) => {
     if (b.length < 6) return;
     b[0] = 0x60 | (b[0]! & 0x0f);
@@ -102,6 +114,19 @@ function checkBound(name: string, v: View, b: Uint8Array, o: number, n: number):
   if (v instanceof Ipv4View) assert.ok(v.headerLength >= 20 && v.headerLength <= v.totalLength && v.totalLength <= n);
   if (v instanceof UdpView) assert.ok(v.length >= 8 && v.length <= n);
   if (v instanceof Ipv6View) assert.ok(v.totalLength <= n);
+  const oo = all['optionsOffset'];
+  const ol = all['optionsLength'];
+  if (typeof oo === 'number' && typeof ol === 'number') {
+    assert.ok(oo >= o && ol >= 0 && oo + ol <= o + n, `${name}: options ${oo}+${ol} outside ${o}+${n}`);
+  }
+  for (const k of ['targetAddrOffset', 'prefixOffset']) {
+    const at = all[k];
+    if (typeof at === 'number') assert.ok(at >= o && at + 16 <= o + n, `${name}.${k} outside the view`);
+  }
+  if (v instanceof RdnssView) {
+    assert.ok(v.addressCount >= 1);
+    for (let i = 0; i < v.addressCount; i++) assert.ok(v.addressOffset(i) >= o && v.addressOffset(i) + 16 <= o + n, 'RDNSS address outside');
+  }
   return all;
 }
 
@@ -144,7 +169,9 @@ function walk(b: Uint8Array, off: number, len: number): void {
     if (a.bind(b, po, pl)) checkBound('ARP', a, b, po, pl);
   } else if (e.etherType === EtherType.IPV6) {
     const v = new Ipv6View();
-    if (v.bind(b, po, pl)) checkBound('IPv6', v, b, po, pl);
+    if (!v.bind(b, po, pl)) return;
+    checkBound('IPv6', v, b, po, pl);
+    if (v.nextHeader === 58) walkIcmpv6(b, v.payloadOffset, v.payloadLength, v.srcAddrOffset, v.dstAddrOffset);
   } else if (e.etherType === EtherType.IPV4) {
     const ip = new Ipv4View();
     if (!ip.bind(b, po, pl)) return;
@@ -161,6 +188,59 @@ function walk(b: Uint8Array, off: number, len: number): void {
       if (i.bind(b, lo, ln)) checkBound('ICMP', i, b, lo, ln);
     }
   }
+}
+
+/** ICMPv6 and, for NDP, the message view, its options and the option views, as the router walks them. */
+function walkIcmpv6(b: Uint8Array, o: number, n: number, src: number, dst: number): void {
+  const i = new Icmpv6View();
+  if (!i.bind(b, o, n)) return;
+  checkBound('ICMPv6', i, b, o, n);
+  assert.equal(typeof i.checksumValid(b, src, dst), 'boolean');
+  const views: Record<number, [string, ViewClass]> = {
+    [Icmpv6Type.ROUTER_SOLICIT]: ['RS', RouterSolicitView], [Icmpv6Type.ROUTER_ADVERT]: ['RA', RouterAdvertView],
+    [Icmpv6Type.NEIGHBOR_SOLICIT]: ['NS', NeighborSolicitView], [Icmpv6Type.NEIGHBOR_ADVERT]: ['NA', NeighborAdvertView],
+  };
+  const vc = views[i.type];
+  if (vc === undefined) return;
+  const m = new vc[1]() as View & { optionsOffset: number; optionsLength: number };
+  if (!m.bind(b, o, n)) return;
+  checkBound(vc[0], m, b, o, n);
+  walkOptions(b, m.optionsOffset, m.optionsLength);
+}
+
+/** Walk an options area: every option stays inside it; option views bind inside it or not at all. */
+function walkOptions(b: Uint8Array, o: number, n: number): void {
+  const r = new NdpOptionReader();
+  r.reset(b, o, n);
+  let walked = 0;
+  while (r.next()) {
+    assert.ok(r.offset >= o && r.length >= 8 && r.offset + r.length <= o + n, 'option outside the area');
+    walked += r.length;
+    const opt: Record<number, [string, ViewClass]> = {
+      [NdpOptionType.PREFIX_INFO]: ['PrefixInfo', PrefixInfoView], [NdpOptionType.MTU]: ['MTU option', MtuOptionView],
+      [NdpOptionType.RDNSS]: ['RDNSS', RdnssView],
+    };
+    const oc = opt[r.type];
+    if (oc !== undefined) {
+      const v = new oc[1]();
+      if (v.bind(b, r.offset, r.length)) checkBound(oc[0], v, b, r.offset, r.length);
+    }
+  }
+  assert.ok(walked <= n);
+  const sl = r.findLinkLayerAddr(b, o, n, NdpOptionType.SOURCE_LL_ADDR);
+  assert.ok(sl === -1 || (sl >= o + 2 && sl + 6 <= o + n));
+}
+
+/** RFC 4861 §4.6 read independently: true when every option has a nonzero length and fits. */
+function referenceOptionsValid(b: Uint8Array): boolean {
+  let i = 0;
+  while (i < b.length) {
+    if (i + 1 >= b.length) return false;
+    const len = b[i + 1]! * 8;
+    if (len === 0 || i + len > b.length) return false;
+    i += len;
+  }
+  return true;
 }
 
 /** A mutation of a captured frame: what a hostile or broken container might send instead. */
@@ -257,6 +337,25 @@ describe('wire fuzz', () => {
     }), { numRuns: 2000 });
   });
 
+  test('NDP options: the reader agrees with an independent reading of RFC 4861 §4.6 and stays in its area', () => {
+    const opt = fc.oneof(
+      fc.constant<number[]>([1, 1, 2, 0x54, 0x53, 0, 0, 0x64]),
+      fc.constant<number[]>([5, 1, 0, 0, 0, 0, 5, 0xdc]),
+      fc.tuple(fc.nat(255), fc.nat(6)).map(([t, l]) => [t, l, ...new Array<number>(Math.max(0, l * 8 - 2)).fill(0xab)]),
+      fc.array(fc.nat(255), { minLength: 1, maxLength: 9 }),
+    );
+    fc.assert(fc.property(fc.array(opt, { maxLength: 8 }), fc.nat(8), bytes(16), (recs, pre, post) => {
+      const area = Uint8Array.from(recs.flat());
+      const b = new Uint8Array(pre + area.length + post.length);
+      b.fill(1, 0, pre); // a valid-looking byte pattern outside, so an over-read would change answers
+      b.set(area, pre);
+      b.set(post, pre + area.length);
+      const r = new NdpOptionReader();
+      assert.equal(r.validate(b, pre, area.length), referenceOptionsValid(area));
+      walkOptions(b, pre, area.length);
+    }), { numRuns: 2000 });
+  });
+
   for (const [name, Cls] of VIEWS) {
     test(`${name}: random bytes never throw and never read outside the range`, () => {
       fc.assert(fc.property(bytes(96), fc.nat(16), bytes(16),
@@ -289,6 +388,13 @@ describe('wire fuzz', () => {
       if (b.length >= 24 && et >= 0) { b[22] = et >> 8; b[23] = et & 0xff; }
       if (b.length >= 25 && vi >= 0) b[24] = vi;
       if (b.length >= 34 && proto >= 0) b[33] = proto;
+      // An IPv6 frame carrying ICMPv6 / NDP, with a payload length that often fits.
+      if (vi === 0x60 && b.length >= 66) {
+        b[30] = 58;
+        const pl = b.length - 64 - (b[0]! % 4);
+        b[28] = pl >> 8; b[29] = pl & 0xff;
+        b[64] = 128 + (b[1]! % 10);
+      }
       return b;
     });
     fc.assert(fc.property(frame, (b) => walk(b, 0, b.length)), { numRuns: 1000 });
