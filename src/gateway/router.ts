@@ -63,7 +63,7 @@ import { UDP_HDR_LEN, UdpView, emitUdpHeader, setUdpChecksum } from '../wire/udp
 import { IPV6_HDR_LEN, Ipv6NextHeader, Ipv6View, emitIpv6Header } from '../wire/ipv6';
 import {
   emitMulticastMac6, emitSolicitedNodeMulticast6, ipv6Equal, ipv6PrefixEqual, isIpv4Mapped6, isLinkLocal6,
-  isLoopback6, isMulticast6, isSolicitedNodeMulticast6, isUnspecified6, parseIpv6,
+  isLoopback6, isMulticast6, isSolicitedNodeMulticast6, isUnspecified6, parseIpv6Address,
 } from '../wire/ipv6-addr';
 import {
   ICMPV6_NEXT_HEADER, Icmpv6Type, Icmpv6View, NaFlags, NdpOptionReader, NdpOptionType, NeighborAdvertView,
@@ -124,7 +124,7 @@ interface Ipv6Plan {
 
 function parsePlan6(cfg: NonNullable<RouterConfig['ipv6']>): Ipv6Plan {
   const need = (what: string, text: string): Uint8Array => {
-    const a = parseIpv6(text);
+    const a = parseIpv6Address(text);
     if (a === null) throw new Error(`router: ipv6.${what} is not an IPv6 address: ${text}`);
     return a;
   };

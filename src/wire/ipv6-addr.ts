@@ -1,7 +1,7 @@
 // IPv6 addresses (RFC 4291) as 16 bytes at b[o]: the classes tapswitch tells apart, the
 // solicited-node multicast group and the Ethernet group MAC an address maps to (RFC 2464 §7), a
 // small-integer hash for tables, and a strict text parser for configuration. Nothing here allocates
-// except parseIpv6.
+// except parseIpv6Address.
 /** Two 16-byte addresses are the same. */
 export function ipv6Equal(a: Uint8Array, ao: number, b: Uint8Array, bo: number): boolean {
   for (let i = 0; i < 16; i++) if (a[ao + i] !== b[bo + i]) return false;
@@ -75,7 +75,7 @@ export function ipv6Hash(b: Uint8Array, o: number): number {
  * RFC 4291 §2.2 text (forms 1-3: eight hex groups, `::` once, a trailing dotted quad) to 16 bytes;
  * null for anything else (no zone ids, no prefix lengths, no brackets).
  */
-export function parseIpv6(text: string): Uint8Array | null {
+export function parseIpv6Address(text: string): Uint8Array | null {
   if (text.length === 0 || text.length > 45) return null;
   let s = text;
   const tail: number[] = [];

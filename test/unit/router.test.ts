@@ -16,7 +16,7 @@ import { emitUdpHeader } from '../../src/wire/udp';
 import { setU16 } from '../../src/wire/bytes';
 import { BCAST, DNS, ETH, gatewayOnMemory, GW, GW_MAC, IP, L4, ROUTER_CFG } from '../helpers/frames';
 import { emitIpv6Header, ipv6ToString, Ipv6View } from '../../src/wire/ipv6';
-import { emitMulticastMac6, parseIpv6 } from '../../src/wire/ipv6-addr';
+import { emitMulticastMac6, parseIpv6Address } from '../../src/wire/ipv6-addr';
 import {
   emitIcmpv6Echo, emitLinkLayerAddrOption, emitNeighborAdvert, emitNeighborSolicit, emitRouterSolicit, finishIcmpv6Checksum,
   Icmpv6Type, Icmpv6View, MtuOptionView, NaFlags, NdpOptionReader, NdpOptionType, NeighborAdvertView, RouterAdvertView,
@@ -444,7 +444,7 @@ test('captured kernel frames: answered, forwarded or dropped as they should be',
 
 const V6: NonNullable<RouterConfig['ipv6']> = { prefix: 'fd00::', prefixLength: 64, gateway: 'fd00::2', dns: 'fd00::3', linkLocal: 'fe80::2' };
 const V6CFG: RouterConfig = { ...CFG, ipv6: V6 };
-const a6 = (s: string): Uint8Array => parseIpv6(s)!;
+const a6 = (s: string): Uint8Array => parseIpv6Address(s)!;
 const G6 = 'fd00::5054:ff:fe12:3456';
 const G6_LL = 'fe80::5054:ff:fe12:3456';
 const G6_MAC = mac('52:54:00:12:34:56');

@@ -12,14 +12,14 @@ import {
   emitRouterSolicit, emitRouterAdvert, emitNeighborSolicit, emitNeighborAdvert, emitLinkLayerAddrOption,
   emitPrefixInfoOption, emitMtuOption, emitRdnssOption, emitIcmpv6Echo, emitIcmpv6Error, finishIcmpv6Checksum,
   Icmpv6UnreachCode,
-  parseIpv6, ipv6Equal, isUnspecified6, isLoopback6, isMulticast6, isLinkLocal6, isIpv4Mapped6,
+  parseIpv6Address, ipv6Equal, isUnspecified6, isLoopback6, isMulticast6, isLinkLocal6, isIpv4Mapped6,
   isSolicitedNodeMulticast6, ipv6PrefixEqual, emitSolicitedNodeMulticast6, emitMulticastMac6, ipv6Hash,
   Ipv6View, ipv6ToString, macToString,
 } from '../../src/wire';
 
 const a6 = (s: string): Uint8Array => {
-  const a = parseIpv6(s);
-  assert.ok(a !== null, `parseIpv6(${s})`);
+  const a = parseIpv6Address(s);
+  assert.ok(a !== null, `parseIpv6Address(${s})`);
   return a;
 };
 const GW_MAC = h('52 55 0a 00 02 02');
@@ -336,7 +336,7 @@ describe('malformed ICMPv6 / NDP: each refused', () => {
 });
 
 describe('IPv6 addresses (RFC 4291)', () => {
-  test('parseIpv6: the text forms of §2.2', () => {
+  test('parseIpv6Address: the text forms of §2.2', () => {
     assert.deepEqual(a6('fd00::2'), h('fd 00 00 00 00 00 00 00 00 00 00 00 00 00 00 02'));
     assert.deepEqual(a6('::'), new Uint8Array(16));
     assert.deepEqual(a6('::1'), h('00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01'));
@@ -346,10 +346,10 @@ describe('IPv6 addresses (RFC 4291)', () => {
     assert.deepEqual(a6('1:2:3:4:5:6:1.2.3.4'), h('00 01 00 02 00 03 00 04 00 05 00 06 01 02 03 04'));
   });
 
-  test('parseIpv6: refuses everything else', () => {
+  test('parseIpv6Address: refuses everything else', () => {
     for (const bad of ['', ':', ':::', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', '12345::', 'g::1',
       'fe80::1%eth0', 'fd00::/64', '[::1]', '::1.2.3', '::1.2.3.256', '::01.2.3.4', '1:2:3:4:5:6:7::8', '1.2.3.4']) {
-      assert.equal(parseIpv6(bad), null, bad);
+      assert.equal(parseIpv6Address(bad), null, bad);
     }
   });
 
