@@ -147,9 +147,10 @@ const ARP_PENDING_MAX = 256;
 const ETH = VNET_HDR_LEN;
 const IP = ETH + ETH_HDR_LEN;
 const L4 = IP + IPV4_HDR_LEN;
-const MAX_FRAME = IP + 0xffff;
 /** ICMPv6 right after a fixed IPv6 header (replies never carry extension headers). */
 const L4_6 = IP + IPV6_HDR_LEN;
+/** The largest frame: an IPv6 payload of 65535 bytes (an IPv4 packet's 65535 include its header). */
+const MAX_FRAME = L4_6 + 0xffff;
 /** IPv6 (RFC 8200 §5): every link carries 1280; an MTU option below that is meaningless. */
 const IPV6_MIN_MTU = 1280;
 const ALL_NODES = Uint8Array.from([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);

@@ -832,6 +832,22 @@ test('ICMPv6 echo to fd00::2, fd00::3 and fe80::2 is answered from the address a
   assert.equal(s.forwarded6.length, 1);
 });
 
+test('the largest ICMPv6 echo (payload length 65535) is answered whole, through the switch and as parts', () => {
+  const { dev, router, counters } = setup6();
+  const data = new Uint8Array(65535 - 8).map((_, i) => (i * 7) & 0xff);
+  const req = icmp6Frame(G6, 'fd00::2', echo6(3, 4, data), { hop: 64 });
+  assert.equal(req.length, 24 + 40 + 65535);
+  dev.inject(req);
+  router.deliverParts([req.subarray(0, 100), req.subarray(100)]);
+  assert.equal(counters.icmpv6_echo_reply_sent, 2);
+  for (const f of dev.sent) {
+    const p = parse6(f);
+    assert.equal(p.msg.length, 65535);
+    assert.deepEqual(p.msg.subarray(8), data);
+  }
+  assert.equal(counters.packet_loop_exceptions ?? 0, 0);
+});
+
 test('TCP/UDP to fd00::2, fd00::3 and outside go to onForward6; the captured IPv6 SYN and superframe whole', () => {
   const { dev, forwarded6, forwarded, counters } = setup6();
   dev.inject(ipv6Frame(6, G6, 'fd00::2', tcpSyn(0, 0, 40000, 8080)));
