@@ -11,15 +11,15 @@
 //     tapswitch's wire views, carry the prefix (on-link, autonomous), the MTU and RDNSS fd00::3;
 //   - connect over TCP and UDP to fd00::2 (the host's ::1: the server sees ::1) and to an outside
 //     IPv6 address (2001:db8::1, reached from the sandbox host's 2001:db8::2: the server sees that),
-//     ping the outside address, and with --disable-host-loopback fail to connect to fd00::2 as
-//     unreachable. These need the IPv6 translators (src/translate onPacket6) as well.
+//     ping the outside address, resolve a name through fd00::3 (the host's resolver), and with
+//     --disable-host-loopback fail to connect to fd00::2 as unreachable. These need the IPv6 translators (src/translate onPacket6) as well.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import {
-  HOST, ROOT, dataPlaneMissing, ensureSandbox, makeOutside, probe, sh, spawnIn, startServer, track, waitForLine,
-  type Outside, type Place,
+  HOST, ROOT, dataPlaneMissing, ensureSandbox, makeOutside, probe, sh, spawnIn, startServer, track, useResolvConf,
+  waitForLine, type Outside, type Place,
 } from '../helpers/sandbox';
 import { startSlirp4netns, type Slirp4netnsProc } from '../helpers/slirp4netns-client';
 import { parseHex } from '../fixtures/load';
@@ -256,6 +256,19 @@ s.bind(0, () => { s.send('to-gw', ${local.port}, 'fd00::2'); s.send('to-far', ${
     assert.match(byFrom['fd00::2'] ?? '', /^you are ::1:\d+\nto-gw$/);
     assert.match(byFrom[OUTSIDE6] ?? '', new RegExp(`^you are ${HOST6}:\\d+\\nto-far$`));
     local.stop(); far.stop();
+    await stop(s);
+  });
+
+  test('DNS over IPv6: a query to fd00::3 reaches the host\'s resolver (127.0.0.53 from resolv.conf) and the answer comes back', opts, async () => {
+    const dnsServer = await startServer(HOST, 'dns-server', ['--host', '127.0.0.53', '--port', '53']);
+    useResolvConf('nameserver 127.0.0.53\n');
+    const { s, netns } = await startV6();
+    const client = `const r=new (require('node:dns').promises.Resolver)({timeout:3000,tries:2});r.setServers(['fd00::3']);`
+      + `r.resolve4('tapswitch.test').then(a=>console.log(JSON.stringify({a})),e=>console.log(JSON.stringify({e:e.code})));`;
+    const r = spawnSync('nsenter', [`--net=${netns}`, process.execPath, '-e', client], { encoding: 'utf8', timeout: 20_000 });
+    assert.deepEqual(JSON.parse(r.stdout.trim() || '{}'), { a: ['198.51.100.7'] }, r.stderr);
+    assert.ok(dnsServer.lines.some((l) => l.includes('tapswitch.test')), `the server saw the query: ${dnsServer.lines.join(' ')}`);
+    dnsServer.stop();
     await stop(s);
   });
 
