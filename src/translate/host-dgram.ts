@@ -31,6 +31,7 @@ import type { SlotOwner } from '../wire/frame';
 /** dgram `lookup` for IP literals: answers synchronously (see above). */
 export function syncLookup(address: string, _family: unknown,
   cb: (err: Error | null, address: string, family: number) => void): void {
+  // dgram ignores the family (the socket's own decides), so IPv6 sockets can use this too.
   cb(null, address, 4);
 }
 
@@ -96,7 +97,7 @@ export class SendRing {
   }
 
   /**
-   * Claim an entry for sending part of the IPv4 packet at buf[ipOff, ipOff+ipLen), which lives in
+   * Claim an entry for sending part of the IPv4 (or IPv6) packet at buf[ipOff, ipOff+ipLen), which lives in
    * `slot` of `owner`: retains the slot and copies the quote. -1 when every entry is in flight.
    */
   begin(owner: SlotOwner, slot: number, buf: Uint8Array, ipOff: number, ipLen: number, dst: number): number {
@@ -110,7 +111,9 @@ export class SendRing {
     this.slots[i] = slot;
     this.held[i] = 1;
     this.dst[i] = dst;
-    const hl = (buf[ipOff]! & 0x0f) * 4;
+    // The header length: IHL for IPv4; an IPv6 packet (version 6) quotes its 40-byte fixed header.
+    const vi = buf[ipOff]!;
+    const hl = vi >> 4 === 6 ? 40 : (vi & 0x0f) * 4;
     const n = Math.min(ipLen, hl + 8, QUOTE_MAX);
     const q = this.quote;
     const base = i * QUOTE_MAX;

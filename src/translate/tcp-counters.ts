@@ -49,6 +49,10 @@ export const TcpCounters = {
   BAD_ADDRESS: 'tcp_bad_address',
   /** IP fragments carrying TCP (never produced by a sane guest) */
   FRAGMENT_DROPPED: 'tcp_fragment_dropped',
+  /** IPv6 segment while IPv6 is off (no config.ipv6) */
+  IPV6_OFF_DROPPED: 'tcp_ipv6_off_dropped',
+  /** IPv6 flows created (also counted in tcp_flows_opened) */
+  FLOWS6_OPENED: 'tcp_flows6_opened',
   /** handshake ACK acknowledging the wrong ISN: answered with RST */
   BAD_HANDSHAKE_ACK: 'tcp_bad_handshake_ack',
   /** segment that makes no sense in the flow state */

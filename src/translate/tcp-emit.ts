@@ -13,11 +13,16 @@
 //   Without offloads the caller cuts segments at the MSS and the full checksum is computed here.
 // - Replies that belong to no flow (RST for a stray segment, ICMP unreachable for a SYN) are built
 //   in scratch buffers owned by the emitter.
-import { u32 } from '../wire/bytes';
-import { fold, pseudoHeaderSum4, sum16 } from '../wire/checksum';
+// - IPv6 flows have a longer template (40-byte IPv6 header: the TCP header at OFF_TCP6) and are
+//   told apart by it: send() hands any head longer than an IPv4 one to send6(), which patches the
+//   Payload Length instead of Total Length/ID/header checksum, seeds the IPv6 pseudo-header sum and
+//   marks superframes GSO TCPV6 (csum_start 54). The IPv4 path is otherwise untouched.
+import { setU16, u32 } from '../wire/bytes';
+import { fold, pseudoHeaderSum4, pseudoHeaderSum6, sum16 } from '../wire/checksum';
 import { ETH_HDR_LEN, EtherType, emitEthernet } from '../wire/ethernet';
 import { ICMP_HDR_LEN, IcmpType, emitIcmpError, finishIcmpChecksum } from '../wire/icmp';
 import { IPV4_HDR_LEN, IpProtocol, emitIpv4Header, setIpv4TotalLength } from '../wire/ipv4';
+import { IPV6_HDR_LEN } from '../wire/ipv6';
 import { TCP_HDR_LEN, TcpFlags, emitTcpHeader, patchTcpHeader, setTcpChecksum } from '../wire/tcp';
 import { GsoType, VNET_HDR_LEN, VnetFlags, emitVnetHeader, emitVnetNone } from '../wire/vnet';
 import type { Counters } from '../wire/frame';
@@ -35,7 +40,18 @@ export const TEMPLATE_LEN = FRAME_HDR_LEN + 8;
 /** Largest TCP payload in one IPv4 packet (total length is 16 bits). */
 export const MAX_SUPERFRAME_PAYLOAD = 0xffff - IPV4_HDR_LEN - TCP_HDR_LEN;
 
+/** IPv6: vnet + Ethernet + IPv6 (40) + TCP without options: 84 bytes; template 92. */
+export const OFF_TCP6 = OFF_IP + IPV6_HDR_LEN;
+export const FRAME6_HDR_LEN = OFF_TCP6 + TCP_HDR_LEN;
+export const TEMPLATE6_LEN = FRAME6_HDR_LEN + 8;
+/**
+ * Largest TCP payload in one IPv6 superframe: kept so that the whole packet (40 + 20 + payload)
+ * stays within 64 KiB, the most a receiving stack's GSO handling expects.
+ */
+export const MAX_SUPERFRAME_PAYLOAD6 = 0xffff - IPV6_HDR_LEN - TCP_HDR_LEN;
+
 const CSUM_START = ETH_HDR_LEN + IPV4_HDR_LEN; // relative to the Ethernet header
+const CSUM_START6 = ETH_HDR_LEN + IPV6_HDR_LEN;
 const CSUM_OFFSET = 16;
 const TTL = 64;
 const ICMP_QUOTE_MAX = 60 + 8;
@@ -49,10 +65,32 @@ export function initTemplate(b: Uint8Array, guestMac: Uint8Array, gatewayMac: Ui
   emitTcpHeader(b, OFF_TCP, remotePort, guestPort, 0, 0, 0, 0);
 }
 
+/**
+ * The IPv6 template: vnet, Ethernet (EtherType IPv6), the fixed IPv6 header (remote -> guest,
+ * the 16-byte addresses at rb[ro] and gb[go]) and the TCP header at OFF_TCP6.
+ */
+export function initTemplate6(b: Uint8Array, guestMac: Uint8Array, gatewayMac: Uint8Array, rb: Uint8Array, ro: number,
+  gb: Uint8Array, go: number, remotePort: number, guestPort: number): void {
+  emitVnetNone(b, 0);
+  emitEthernet(b, OFF_ETH, guestMac, gatewayMac, EtherType.IPV6);
+  b[OFF_IP] = 0x60; b[OFF_IP + 1] = 0; b[OFF_IP + 2] = 0; b[OFF_IP + 3] = 0;
+  setU16(b, OFF_IP + 4, TCP_HDR_LEN);
+  b[OFF_IP + 6] = IpProtocol.TCP;
+  b[OFF_IP + 7] = TTL;
+  for (let i = 0; i < 16; i++) { b[OFF_IP + 8 + i] = rb[ro + i]!; b[OFF_IP + 24 + i] = gb[go + i]!; }
+  emitTcpHeader(b, OFF_TCP6, remotePort, guestPort, 0, 0, 0, 0);
+}
+
+/** Is this head (a template view) an IPv6 one? IPv4 heads are at most TEMPLATE_LEN bytes. */
+function isHead6(head: Uint8Array): boolean {
+  return head.length > TEMPLATE_LEN;
+}
+
 export class TcpEmitter {
   /** parts[0] is the header; callers push payload slices after it. Reused for every frame. */
   readonly parts: Uint8Array[] = [];
   private readonly scratch = new Uint8Array(FRAME_HDR_LEN);
+  private readonly scratch6 = new Uint8Array(FRAME6_HDR_LEN);
   private readonly icmp = new Uint8Array(OFF_IP + IPV4_HDR_LEN + ICMP_HDR_LEN + ICMP_QUOTE_MAX);
   private ipId = 0;
 
@@ -73,6 +111,7 @@ export class TcpEmitter {
    */
   send(head: Uint8Array, ipId: number, seq: number, ack: number, flags: number, window: number,
     optLen: number, payloadLen: number, gsoSize: number): boolean {
+    if (isHead6(head)) return this.send6(head, seq, ack, flags, window, optLen, payloadLen, gsoSize);
     const tcpHl = TCP_HDR_LEN + optLen;
     const tcpLen = tcpHl + payloadLen;
     setIpv4TotalLength(head, OFF_IP, IPV4_HDR_LEN + tcpLen, ipId);
@@ -86,16 +125,7 @@ export class TcpEmitter {
       emitVnetHeader(head, 0, VnetFlags.NEEDS_CSUM, gso ? GsoType.TCPV4 : GsoType.NONE,
         ETH_HDR_LEN + IPV4_HDR_LEN + tcpHl, gso ? gsoSize : 0, CSUM_START, CSUM_OFFSET);
     } else {
-      let s = sum16(head, OFF_TCP, tcpHl, seed);
-      let odd = false;
-      for (let i = 1; i < parts.length; i++) {
-        const p = parts[i]!;
-        let ps = fold(sum16(p, 0, p.length));
-        if (odd) ps = ((ps & 0xff) << 8) | (ps >>> 8);
-        s += ps;
-        if (p.length & 1) odd = !odd;
-      }
-      setTcpChecksum(head, OFF_TCP, ~fold(s) & 0xffff);
+      setTcpChecksum(head, OFF_TCP, this.fullChecksum(head, OFF_TCP, tcpHl, seed));
       emitVnetNone(head, 0);
     }
     parts[0] = head;
@@ -103,6 +133,48 @@ export class TcpEmitter {
     parts.length = 1;
     if (!ok) count(this.counters, C.TX_DROPPED);
     return ok;
+  }
+
+  /** send() for an IPv6 head (see the top of this file). */
+  private send6(head: Uint8Array, seq: number, ack: number, flags: number, window: number,
+    optLen: number, payloadLen: number, gsoSize: number): boolean {
+    const tcpHl = TCP_HDR_LEN + optLen;
+    const tcpLen = tcpHl + payloadLen;
+    setU16(head, OFF_IP + 4, tcpLen);
+    patchTcpHeader(head, OFF_TCP6, seq, ack, flags, window);
+    head[OFF_TCP6 + 12] = (tcpHl / 4) << 4;
+    const seed = pseudoHeaderSum6(head, OFF_IP + 8, head, OFF_IP + 24, IpProtocol.TCP, tcpLen);
+    const parts = this.parts;
+    if (this.sink.offloads) {
+      setTcpChecksum(head, OFF_TCP6, fold(seed));
+      const gso = payloadLen > gsoSize;
+      emitVnetHeader(head, 0, VnetFlags.NEEDS_CSUM, gso ? GsoType.TCPV6 : GsoType.NONE,
+        ETH_HDR_LEN + IPV6_HDR_LEN + tcpHl, gso ? gsoSize : 0, CSUM_START6, CSUM_OFFSET);
+    } else {
+      setTcpChecksum(head, OFF_TCP6, this.fullChecksum(head, OFF_TCP6, tcpHl, seed));
+      emitVnetNone(head, 0);
+    }
+    parts[0] = head;
+    const ok = this.sink.send(parts);
+    parts.length = 1;
+    if (!ok) count(this.counters, C.TX_DROPPED);
+    return ok;
+  }
+
+  /** The complete TCP checksum over the header at head[tcpOff] and the payload parts after it. */
+  private fullChecksum(head: Uint8Array, tcpOff: number, tcpHl: number, seed: number): number {
+    const parts = this.parts;
+    let s = sum16(head, tcpOff, tcpHl, seed);
+    let odd = false;
+    for (let i = 1; i < parts.length; i++) {
+      const p = parts[i]!;
+      let ps = fold(sum16(p, 0, p.length));
+      // A part that starts at an odd stream offset has its bytes in the other half of each word.
+      if (odd) ps = ((ps & 0xff) << 8) | (ps >>> 8);
+      s += ps;
+      if (p.length & 1) odd = !odd;
+    }
+    return ~fold(s) & 0xffff;
   }
 
   /**
@@ -116,6 +188,18 @@ export class TcpEmitter {
     this.begin();
     if (segHasAck) this.send(b, this.ipId++ & 0xffff, segAck, 0, TcpFlags.RST, 0, 0, 0, 0xffff);
     else this.send(b, this.ipId++ & 0xffff, 0, (segSeq + segLen) >>> 0, TcpFlags.RST | TcpFlags.ACK, 0, 0, 0, 0xffff);
+  }
+
+  /**
+   * rstForSegment() for IPv6: the guest's address at gb[go], the remote's at rb[ro] (16 bytes each).
+   */
+  rstForSegment6(guestMac: Uint8Array, gb: Uint8Array, go: number, rb: Uint8Array, ro: number, guestPort: number,
+    remotePort: number, segSeq: number, segAck: number, segHasAck: boolean, segLen: number): void {
+    const b = this.scratch6;
+    initTemplate6(b, guestMac, this.sink.gatewayMac, rb, ro, gb, go, remotePort, guestPort);
+    this.begin();
+    if (segHasAck) this.send6(b, segAck, 0, TcpFlags.RST, 0, 0, 0, 0xffff);
+    else this.send6(b, 0, (segSeq + segLen) >>> 0, TcpFlags.RST | TcpFlags.ACK, 0, 0, 0, 0xffff);
   }
 
   /**

@@ -23,7 +23,7 @@ import type { SlotOwner } from '../wire/frame';
 import type { FlowEntry } from './flow-table';
 import type { HostReader } from './host-read';
 import type { WheelEntry } from './tcp-timers';
-import { FRAME_HDR_LEN, TEMPLATE_LEN } from './tcp-emit';
+import { FRAME6_HDR_LEN, FRAME_HDR_LEN, TEMPLATE6_LEN, TEMPLATE_LEN } from './tcp-emit';
 
 export const TcpFlowState = { CONNECTING: 0, SYNACK_SENT: 1, ESTABLISHED: 2, LINGER: 3, SYN_SENT: 4 } as const;
 export type TcpFlowState = (typeof TcpFlowState)[keyof typeof TcpFlowState];
@@ -181,9 +181,10 @@ export class TcpFlow implements FlowEntry, WheelEntry {
   errorCode = '';
 
   /** Header template and views over it: data/ACK frames, and the SYN-ACK with options. */
-  readonly tmpl = new Uint8Array(TEMPLATE_LEN);
-  readonly head = this.tmpl.subarray(0, FRAME_HDR_LEN);
-  synHead: Uint8Array = this.head;
+  /** (IPv6 flows: 20 bytes longer; options always start at head.length.) */
+  readonly tmpl: Uint8Array;
+  readonly head: Uint8Array;
+  synHead: Uint8Array;
   ipId = 0;
   readonly guestMac = new Uint8Array(6);
   /** The guest's SYN: IP header + 8 bytes, for ICMP errors. */
@@ -255,8 +256,18 @@ export class TcpFlow implements FlowEntry, WheelEntry {
   /** Bound once: the host socket's write callback. */
   onWritten: (err?: Error | null) => void = () => {};
 
+  /**
+   * An IPv4 flow, or with guestIp6/remoteIp6 (16 bytes each) an IPv6 one whose guestIp/remoteIp
+   * are fold6() of them (flow-table.ts).
+   */
   constructor(readonly guestIp: number, readonly guestPort: number, readonly remoteIp: number,
-    readonly remotePort: number) {}
+    readonly remotePort: number, readonly guestIp6: Uint8Array | null = null,
+    readonly remoteIp6: Uint8Array | null = null) {
+    const v6 = guestIp6 !== null;
+    this.tmpl = new Uint8Array(v6 ? TEMPLATE6_LEN : TEMPLATE_LEN);
+    this.head = this.tmpl.subarray(0, v6 ? FRAME6_HDR_LEN : FRAME_HDR_LEN);
+    this.synHead = this.head;
+  }
 
   seqOf(off: number): number {
     return (this.ourIsn + 1 + off) >>> 0;

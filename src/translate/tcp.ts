@@ -48,6 +48,12 @@
 // SYN-ACK establishes it, its RST (or silence) resets the host client. From then on an inbound flow
 // is like any other.
 //
+// IPv6 (slirp4netns -6). onPacket6 runs the same flows: the gateway fd00::2 stands for the host's
+// ::1, the DNS address port 53 for the (IPv4) upstream, anything else for itself through an
+// AF_INET6 socket (bound to --outbound-addr6). Differences are confined to the edges: the table
+// keys IPv6 flows by fold6() plus the bytes (flow-table.ts), frames use a 40-byte IPv6 header and
+// GSO TCPV6 (tcp-emit.ts), our MSS is MTU - 60, and errors are ICMPv6 type 1 (icmp6-error.ts).
+//
 // Bounds. At most maxFlows flows, at most maxConnecting of them with a handshake in flight (host
 // connect pending, or our SYN-ACK / inbound SYN not yet acknowledged by the guest). A SYN
 // beyond the connecting bound evicts the oldest connecting flow (silently: the guest retransmits
@@ -57,20 +63,22 @@
 // idle flows time out (established, half-closed); nothing ever throws out of onPacket.
 import * as net from 'node:net';
 import { randomFillSync } from 'node:crypto';
-import { ipv4ToString } from '../wire/addr';
+import { ipv4ToString, ipv6IsLowZero80 } from '../wire/addr';
+import { isLinkLocal6, isMulticast6 } from '../wire/ipv6-addr';
 import type { EthernetView } from '../wire/ethernet';
 import { count, type Counters, type Frame } from '../wire/frame';
 import { IcmpUnreachCode } from '../wire/icmp';
 import type { Ipv4View } from '../wire/ipv4';
-import type { Ipv6View } from '../wire/ipv6';
+import { IPV6_HDR_LEN, Ipv6View, ipv6ToString } from '../wire/ipv6';
 import { seqDiff, seqGt } from '../wire/seq';
 import { TcpFlags, TcpView, emitSynAckOptions, newTcpSynOptions } from '../wire/tcp';
-import { FlowTable } from './flow-table';
+import { FlowTable, fold6 } from './flow-table';
 import { HostReadPool } from './host-read';
 import { TcpCounters as C } from './tcp-counters';
 export { TcpCounters } from './tcp-counters';
-import { mapDestination } from './host-map';
-import { MAX_SUPERFRAME_PAYLOAD, OFF_TCP, FRAME_HDR_LEN, TcpEmitter, initTemplate } from './tcp-emit';
+import { mapDestination, mapDestination6, parseIpv6Config, type HostTarget, type Ipv6Addrs } from './host-map';
+import { icmp6Code, sendIcmp6Unreachable } from './icmp6-error';
+import { MAX_SUPERFRAME_PAYLOAD, MAX_SUPERFRAME_PAYLOAD6, TcpEmitter, initTemplate, initTemplate6 } from './tcp-emit';
 import { FlowList, TCP_STATE_NAMES, TcpEvent, TcpFlow, TcpFlowState } from './tcp-flow';
 import { TimerWheel } from './tcp-timers';
 import type { ProtocolTranslator, TranslatorContext } from './types';
@@ -219,6 +227,10 @@ export class TcpTranslator implements ProtocolTranslator {
   private readonly tickBound = (): void => this.runTimers();
   /** MSS we announce: the link MTU minus IPv4 and TCP headers. */
   private readonly ourMss: number;
+  /** The same for IPv6 flows: MTU minus IPv6 (40) and TCP headers. */
+  private readonly ourMss6: number;
+  /** config.ipv6 parsed; null: IPv6 is off and onPacket6 drops everything. */
+  private readonly v6: Ipv6Addrs | null;
 
   constructor(private readonly ctx: TranslatorContext, opts: TcpTranslatorOptions = {}) {
     const lim = { ...TCP_DEFAULTS };
@@ -239,6 +251,8 @@ export class TcpTranslator implements ProtocolTranslator {
     this.wheel = new TimerWheel<TcpFlow>(Math.max(1, lim.tickMs), this.coarseNow);
     this.emit = new TcpEmitter(ctx.sink, ctx.counters);
     this.ourMss = Math.max(MIN_MSS, Math.min(0xffff, ctx.config.mtu - 40));
+    this.ourMss6 = Math.max(MIN_MSS, Math.min(0xffff, ctx.config.mtu - 60));
+    this.v6 = parseIpv6Config(ctx.config);
   }
 
   get flowCount(): number { return this.table.size; }
@@ -249,9 +263,52 @@ export class TcpTranslator implements ProtocolTranslator {
   // ---------------------------------------------------------------------------------------------
   // Guest -> translator
 
-  /** IPv6 from the guest: not translated yet (IPv6 support is being added). */
-  onPacket6(_frame: Frame, _eth: EthernetView, _ip: Ipv6View): void {
-    count(this.ctx.counters, 'ipv6_unsupported_dropped');
+  /**
+   * An IPv6 segment from the guest. Same translator, same flow table (IPv6 entries keyed by
+   * fold6(), see flow-table.ts), same per-flow code: only parsing, the opening and the frames
+   * differ (tcp-emit.ts send6). The IPv4 path below is not touched by any of it.
+   */
+  onPacket6(frame: Frame, eth: EthernetView, ip: Ipv6View): void {
+    try {
+      this.handle6(frame, eth, ip);
+    } catch (err) {
+      count(this.counters, C.INTERNAL_ERROR);
+      if (this.ctx.log.enabled('warn')) this.ctx.log.log('warn', `tcp: internal error: ${(err as Error)?.stack ?? err}`);
+    }
+  }
+
+  private handle6(frame: Frame, eth: EthernetView, ip: Ipv6View): void {
+    if (this.closed) return;
+    if (this.v6 === null) { count(this.counters, C.IPV6_OFF_DROPPED); return; }
+    // The router hands over only packets whose Next Header is TCP (no extension headers).
+    if (ip.nextHeader !== 6) { count(this.counters, C.BAD_HEADER); return; }
+    const tcp = this.tcp;
+    if (!tcp.bind(ip.b, ip.payloadOffset, ip.payloadLength)) { count(this.counters, C.BAD_HEADER); return; }
+    const srcPort = tcp.srcPort;
+    const dstPort = tcp.dstPort;
+    const b = ip.b;
+    const so = ip.srcAddrOffset;
+    const dO = ip.dstAddrOffset;
+    if (srcPort === 0 || dstPort === 0 || !validAddresses6(b, so, dO)) {
+      count(this.counters, C.BAD_ADDRESS);
+      return;
+    }
+    const flags = tcp.flags;
+    if ((flags & (TcpFlags.SYN | TcpFlags.FIN)) === (TcpFlags.SYN | TcpFlags.FIN) ||
+      (flags & (TcpFlags.SYN | TcpFlags.RST)) === (TcpFlags.SYN | TcpFlags.RST)) {
+      count(this.counters, C.BAD_FLAGS);
+      return;
+    }
+    const flow = this.table.lookup6(b, so, srcPort, b, dO, dstPort);
+    if (flow === null) {
+      if ((flags & SYN_ONLY_MASK) === TcpFlags.SYN) { this.onSyn6(eth, ip, tcp); return; }
+      if (flags & TcpFlags.RST) { count(this.counters, C.NO_FLOW_RST_IGNORED); return; }
+      count(this.counters, C.NO_FLOW_RST);
+      this.emit.rstForSegment6(eth.b.subarray(eth.srcOffset, eth.srcOffset + 6), b, so, b, dO, srcPort, dstPort,
+        tcp.seqNumber, tcp.ackNumber, (flags & TcpFlags.ACK) !== 0, tcp.segmentLength);
+      return;
+    }
+    this.onSegment(flow, frame, eth, ip, tcp);
   }
 
   onPacket(frame: Frame, eth: EthernetView, ip: Ipv4View): void {
@@ -326,13 +383,51 @@ export class TcpTranslator implements ProtocolTranslator {
     if (!this.makeRoom()) return;
 
     const flow = new TcpFlow(srcIp, tcp.srcPort, dstIp, dstPort);
+    flow.guestMac.set(eth.b.subarray(eth.srcOffset, eth.srcOffset + 6));
+    flow.quote = ip.b.slice(ip.o, ip.o + ip.hl + 8);
+    initTemplate(flow.tmpl, flow.guestMac, this.ctx.sink.gatewayMac, dstIp, srcIp, dstPort, tcp.srcPort);
+    this.connectOutbound(flow, tcp, target, cfg.outboundAddr);
+  }
+
+  /**
+   * An IPv6 SYN for a new tuple: the gateway means ::1, the DNS address the upstream resolver,
+   * anything else itself; an unmappable one gets ICMPv6 no route (as IPv4 gets net unreachable).
+   */
+  private onSyn6(eth: EthernetView, ip: Ipv6View, tcp: TcpView): void {
+    const v6 = this.v6!;
+    const b = ip.b;
+    const so = ip.srcAddrOffset;
+    const dO = ip.dstAddrOffset;
+    const dstPort = tcp.dstPort;
+    const target = mapDestination6(this.ctx.config, v6, b, dO, dstPort);
+    const guestMac = eth.b.subarray(eth.srcOffset, eth.srcOffset + 6);
+    if (target.kind === 'unreachable') {
+      count(this.counters, C.UNREACHABLE_ICMP);
+      sendIcmp6Unreachable(this.ctx.sink, icmp6Code(IcmpUnreachCode.NET), v6.gateway, 0, b, ip.o, ip.totalLength,
+        this.ctx.config.mtu, guestMac);
+      return;
+    }
+    if (!this.makeRoom()) return;
+
+    const g6 = b.slice(so, so + 16);
+    const r6 = b.slice(dO, dO + 16);
+    const flow = new TcpFlow(fold6(g6, 0), tcp.srcPort, fold6(r6, 0), dstPort, g6, r6);
+    flow.guestMac.set(guestMac);
+    // ICMPv6 errors quote as much as fits: keep the SYN's headers (IPv6 + TCP with options).
+    flow.quote = b.slice(ip.o, ip.o + Math.min(ip.totalLength, IPV6_HDR_LEN + tcp.headerLength));
+    initTemplate6(flow.tmpl, flow.guestMac, this.ctx.sink.gatewayMac, r6, 0, g6, 0, dstPort, tcp.srcPort);
+    count(this.counters, C.FLOWS6_OPENED);
+    // An IPv4 upstream (the DNS address) is dialled from an IPv4 address, anything else from ours.
+    this.connectOutbound(flow, tcp, target, net.isIPv6(target.address) ? v6.outboundAddr : this.ctx.config.outboundAddr);
+  }
+
+  /** A guest SYN's new flow (template written): insert it and connect its host socket. */
+  private connectOutbound(flow: TcpFlow, tcp: TcpView, target: HostTarget & { kind: 'host' },
+    localAddress: string | undefined): void {
     const now = this.clock();
     this.coarseNow = now;
     flow.createdAt = now;
     flow.lastSeen = now;
-    flow.guestMac.set(eth.b.subarray(eth.srcOffset, eth.srcOffset + 6));
-    flow.quote = ip.b.slice(ip.o, ip.o + ip.hl + 8);
-    initTemplate(flow.tmpl, flow.guestMac, this.ctx.sink.gatewayMac, dstIp, srcIp, dstPort, tcp.srcPort);
     this.adoptGuestSyn(flow, tcp);
     flow.ourIsn = this.nextIsn();
     flow.rto = this.lim.initialRtoMs;
@@ -346,7 +441,7 @@ export class TcpTranslator implements ProtocolTranslator {
     let sock: net.Socket;
     try {
       const copts: net.TcpNetConnectOpts = { host: target.address, port: target.port, noDelay: true, allowHalfOpen: true };
-      if (cfg.outboundAddr) copts.localAddress = cfg.outboundAddr;
+      if (localAddress) copts.localAddress = localAddress;
       const reader = this.hostReads.reader((b, more) => this.onHostChunk(flow, b, more));
       flow.reader = reader;
       copts.onread = { buffer: reader.buffer, callback: reader.callback };
@@ -441,8 +536,8 @@ export class TcpTranslator implements ProtocolTranslator {
       initTemplate(flow.tmpl, flow.guestMac, this.ctx.sink.gatewayMac, flow.remoteIp, flow.guestIp,
         flow.remotePort, flow.guestPort);
     }
-    const optLen = emitSynAckOptions(flow.tmpl, OFF_TCP + 20, this.ourMss, flow.rcvShift);
-    flow.synHead = flow.tmpl.subarray(0, FRAME_HDR_LEN + optLen);
+    const optLen = emitSynAckOptions(flow.tmpl, flow.head.length, this.ourMss, flow.rcvShift);
+    flow.synHead = flow.tmpl.subarray(0, flow.head.length + optLen);
     const wnd = Math.min(this.lim.rcvBuf, 0xffff);
     this.emit.begin();
     this.emit.send(flow.synHead, flow.ipId, flow.ourIsn, 0, TcpFlags.SYN, wnd, optLen, 0, flow.mss);
@@ -463,8 +558,7 @@ export class TcpTranslator implements ProtocolTranslator {
     }
     if ((flags & TcpFlags.ACK) && !ackOk) {
       count(this.counters, C.BAD_HANDSHAKE_ACK);
-      this.emit.rstForSegment(flow.guestMac, flow.guestIp, flow.remoteIp, flow.guestPort, flow.remotePort,
-        tcp.seqNumber, tcp.ackNumber, true, tcp.segmentLength);
+      this.rstFlowSegment(flow, tcp);
       return;
     }
     if (!(flags & TcpFlags.SYN) || !ackOk) { count(this.counters, C.UNEXPECTED_SEGMENT); return; }
@@ -492,7 +586,7 @@ export class TcpTranslator implements ProtocolTranslator {
     const o = this.synOpts;
     flow.guestIsn = tcp.seqNumber;
     flow.rcvNxt = (flow.guestIsn + 1) >>> 0;
-    flow.mss = Math.max(MIN_MSS, Math.min(o.mss > 0 ? o.mss : DEFAULT_MSS, this.ourMss));
+    flow.mss = Math.max(MIN_MSS, Math.min(o.mss > 0 ? o.mss : DEFAULT_MSS, this.mssFor(flow)));
     flow.wsOk = o.windowScale >= 0;
     flow.guestShift = flow.wsOk ? o.windowScale : 0;
     flow.rcvShift = flow.wsOk ? this.lim.windowShift : 0;
@@ -541,8 +635,9 @@ export class TcpTranslator implements ProtocolTranslator {
 
   private sendSynAck(flow: TcpFlow): void {
     const ws = flow.wsOk ? flow.rcvShift : -1;
-    const optLen = emitSynAckOptions(flow.tmpl, OFF_TCP + 20, this.ourMss, ws);
-    if (flow.synHead.length !== FRAME_HDR_LEN + optLen) flow.synHead = flow.tmpl.subarray(0, FRAME_HDR_LEN + optLen);
+    const hl = flow.head.length; // SYN-ACK options follow the TCP header (IPv4 or IPv6 template)
+    const optLen = emitSynAckOptions(flow.tmpl, hl, this.mssFor(flow), ws);
+    if (flow.synHead.length !== hl + optLen) flow.synHead = flow.tmpl.subarray(0, hl + optLen);
     const wnd = Math.min(this.lim.rcvBuf, 0xffff);
     flow.rcvAdvEdge = (flow.rcvNxt + wnd) >>> 0;
     flow.lastAdvWnd = wnd;
@@ -576,14 +671,36 @@ export class TcpTranslator implements ProtocolTranslator {
     this.forget(flow, `connect failed: ${code}`, false);
   }
 
+  /** The MSS we announce on this flow's family's link. */
+  private mssFor(flow: TcpFlow): number {
+    return flow.guestIp6 === null ? this.ourMss : this.ourMss6;
+  }
+
+  /** RST for a segment that does not fit a known flow's handshake (RFC 9293 3.10.7.1). */
+  private rstFlowSegment(flow: TcpFlow, tcp: TcpView): void {
+    if (flow.guestIp6 !== null) {
+      this.emit.rstForSegment6(flow.guestMac, flow.guestIp6, 0, flow.remoteIp6!, 0, flow.guestPort, flow.remotePort,
+        tcp.seqNumber, tcp.ackNumber, true, tcp.segmentLength);
+    } else {
+      this.emit.rstForSegment(flow.guestMac, flow.guestIp, flow.remoteIp, flow.guestPort, flow.remotePort,
+        tcp.seqNumber, tcp.ackNumber, true, tcp.segmentLength);
+    }
+  }
+
+  /** ICMP unreachable `code` (IcmpUnreachCode) about the flow's SYN; ICMPv6 for IPv6 flows. */
   private sendIcmp(flow: TcpFlow, code: number): void {
+    if (flow.guestIp6 !== null) {
+      sendIcmp6Unreachable(this.ctx.sink, icmp6Code(code), this.v6!.gateway, 0, flow.quote, 0, flow.quote.length,
+        this.ctx.config.mtu, flow.guestMac);
+      return;
+    }
     this.emit.icmpUnreachable(flow.guestMac, this.ctx.config.gateway, flow.guestIp, code, flow.quote, flow.quote.length);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Segments for a known flow
 
-  private onSegment(flow: TcpFlow, frame: Frame, eth: EthernetView, ip: Ipv4View, tcp: TcpView): void {
+  private onSegment(flow: TcpFlow, frame: Frame, eth: EthernetView, ip: Ipv4View | Ipv6View, tcp: TcpView): void {
     const flags = tcp.flags;
     flow.lastSeen = this.coarseNow;
     if (flow.state === TcpFlowState.SYN_SENT) { this.onSynSentSegment(flow, tcp); return; }
@@ -597,8 +714,7 @@ export class TcpTranslator implements ProtocolTranslator {
         if (!(flags & TcpFlags.ACK)) { count(this.counters, C.NO_ACK); return; }
         if (tcp.ackNumber !== ((flow.ourIsn + 1) >>> 0)) {
           count(this.counters, C.BAD_HANDSHAKE_ACK);
-          this.emit.rstForSegment(flow.guestMac, flow.guestIp, flow.remoteIp, flow.guestPort, flow.remotePort,
-            tcp.seqNumber, tcp.ackNumber, true, tcp.segmentLength);
+          this.rstFlowSegment(flow, tcp);
           return;
         }
         this.established(flow, tcp);
@@ -656,7 +772,7 @@ export class TcpTranslator implements ProtocolTranslator {
     this.forget(flow, 'guest RST', true);
   }
 
-  private onSynForFlow(flow: TcpFlow, eth: EthernetView, ip: Ipv4View, tcp: TcpView): void {
+  private onSynForFlow(flow: TcpFlow, eth: EthernetView, ip: Ipv4View | Ipv6View, tcp: TcpView): void {
     const flags = tcp.flags;
     if (flags & TcpFlags.ACK) { count(this.counters, C.BAD_FLAGS); return; }
     switch (flow.state) {
@@ -683,7 +799,7 @@ export class TcpTranslator implements ProtocolTranslator {
     }
     count(this.counters, C.FLOW_REPLACED);
     this.forget(flow, 'replaced by a new SYN', true);
-    this.onSyn(eth, ip, tcp);
+    if (ip instanceof Ipv6View) this.onSyn6(eth, ip, tcp); else this.onSyn(eth, ip, tcp);
   }
 
   /** ACK processing; false = drop the rest of the segment. */
@@ -753,7 +869,12 @@ export class TcpTranslator implements ProtocolTranslator {
     const d = seqDiff(flow.rcvNxt, tcp.seqNumber);
     if (d < 0) {
       count(this.counters, C.OOO_DROPPED);
-      this.sendAck(flow); // duplicate ACK, at once: lets the guest fast-retransmit
+      // Duplicate ACKs at once, one per MSS segment the (super)frame carries, as a receiver behind
+      // a wire would send: with a single one per 64 KiB superframe (and the first of them often
+      // a window update, which is no duplicate), a guest without SACK rarely saw three, waited for
+      // its RTO and, after F-RTO's new data was dropped here too, backed off for tens of seconds.
+      for (let i = Math.min(Math.ceil(len / flow.mss), 64); i > 1; i--) this.sendAck(flow);
+      this.sendAck(flow);
       return;
     }
     if (d > 0) {
@@ -971,7 +1092,8 @@ export class TcpTranslator implements ProtocolTranslator {
 
   private maxSegment(flow: TcpFlow): number {
     if (!this.emit.offloads) return flow.mss;
-    return Math.max(flow.mss, Math.floor(MAX_SUPERFRAME_PAYLOAD / flow.mss) * flow.mss);
+    const cap = flow.guestIp6 === null ? MAX_SUPERFRAME_PAYLOAD : MAX_SUPERFRAME_PAYLOAD6;
+    return Math.max(flow.mss, Math.floor(cap / flow.mss) * flow.mss);
   }
 
   /** Emit [off, off+len) of the send queue: one superframe with offloads, MSS segments without. */
@@ -1171,8 +1293,7 @@ export class TcpTranslator implements ProtocolTranslator {
 
   private trace(flow: TcpFlow, msg: string): void {
     if (!this.ctx.log.enabled('trace')) return;
-    this.ctx.log.log('trace', `tcp ${ipv4ToString(flow.guestIp)}:${flow.guestPort} -> ` +
-      `${ipv4ToString(flow.remoteIp)}:${flow.remotePort}: ${msg}`);
+    this.ctx.log.log('trace', `tcp ${endpoint(flow, true)} -> ${endpoint(flow, false)}: ${msg}`);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1370,8 +1491,8 @@ export class TcpTranslator implements ProtocolTranslator {
   /** Snapshot of every flow (allocates: control path only). */
   flows(): TcpFlowInfo[] {
     return this.table.toArray().map((f) => ({
-      guest: `${ipv4ToString(f.guestIp)}:${f.guestPort}`,
-      remote: `${ipv4ToString(f.remoteIp)}:${f.remotePort}`,
+      guest: endpoint(f, true),
+      remote: endpoint(f, false),
       state: TCP_STATE_NAMES[f.state],
       events: f.events,
       reading: f.reading,
@@ -1404,4 +1525,21 @@ export class TcpTranslator implements ProtocolTranslator {
     this.heldTails.length = 0;
     this.starved.clear();
   }
+}
+
+/** "10.0.2.100:40000" or "[fd00::100]:40000" (logs and the control path; allocates). */
+function endpoint(f: TcpFlow, guest: boolean): string {
+  const port = guest ? f.guestPort : f.remotePort;
+  if (f.guestIp6 === null) return `${ipv4ToString(guest ? f.guestIp : f.remoteIp)}:${port}`;
+  return `[${ipv6ToString(guest ? f.guestIp6 : f.remoteIp6!, 0)}]:${port}`;
+}
+
+/**
+ * Addresses an IPv6 segment may carry to be translated: neither side multicast or in ::/80
+ * (unspecified, loopback, IPv4-mapped: ::ffff:127.0.0.1 would reach the host's loopback past the
+ * gateway rule); the destination not link-local (a host socket could not say which link).
+ */
+function validAddresses6(b: Uint8Array, so: number, dO: number): boolean {
+  return !isMulticast6(b, so) && !ipv6IsLowZero80(b, so) && !isMulticast6(b, dO) &&
+    !ipv6IsLowZero80(b, dO) && !isLinkLocal6(b, dO);
 }

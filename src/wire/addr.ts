@@ -66,3 +66,106 @@ export function ipv4InSubnet(a: Ipv4, network: Ipv4, prefixLength: number): bool
 export function prefixMask(prefixLength: number): number {
   return prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
 }
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 addresses are 16 bytes at some offset of some buffer (b, o); classes, equality and the
+// configuration parser are in ipv6-addr.ts. This parser writes into caller-owned bytes, so the
+// per-datagram use (a host socket reports its peer as a string) allocates nothing.
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/** Dotted quad s[from, s.length) as a u32, or -1 (no leading zeros, like parseIpv4). */
+function dottedTail(s: string, from: number): number {
+  let v = 0, part = 0, digits = 0, dots = 0;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      v = v * 256 + part; part = 0; digits = 0; dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && part === 0) return -1;
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return -1;
+    } else {
+      return -1;
+    }
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  return v * 256 + part;
+}
+
+/**
+ * Parse RFC 4291 §2.2 text (hex groups, one "::", an optional dotted IPv4 tail) into out[o, o+16).
+ * False (out partly written) for anything else, zone ids ("%eth0") included. Allocates nothing.
+ */
+export function parseIpv6Into(s: string, out: Uint8Array, o: number): boolean {
+  const n = s.length;
+  if (n < 2 || n > 45) return false;
+  let words = 0;
+  let gap = -1;
+  let i = 0;
+  if (s.charCodeAt(0) === 58) {
+    if (s.charCodeAt(1) !== 58) return false;
+    gap = 0;
+    i = 2;
+  }
+  while (i < n) {
+    if (words === 8) return false;
+    const start = i;
+    let v = 0;
+    let digits = 0;
+    for (; i < n; i++) {
+      const h = hexDigit(s.charCodeAt(i));
+      if (h < 0) break;
+      if (++digits > 4) return false;
+      v = v * 16 + h;
+    }
+    if (i < n && s.charCodeAt(i) === 46) {
+      // The last 32 bits written as a dotted quad (::ffff:192.0.2.1).
+      if (words > 6) return false;
+      const v4 = dottedTail(s, start);
+      if (v4 < 0) return false;
+      out[o + 2 * words] = v4 >>> 24; out[o + 2 * words + 1] = (v4 >>> 16) & 0xff;
+      out[o + 2 * words + 2] = (v4 >>> 8) & 0xff; out[o + 2 * words + 3] = v4 & 0xff;
+      words += 2;
+      i = n;
+      break;
+    }
+    if (digits === 0) return false;
+    out[o + 2 * words] = v >>> 8;
+    out[o + 2 * words + 1] = v & 0xff;
+    words++;
+    if (i === n) break;
+    if (s.charCodeAt(i) !== 58) return false;
+    i++;
+    if (i < n && s.charCodeAt(i) === 58) {
+      if (gap >= 0) return false;
+      gap = words;
+      i++;
+    } else if (i === n) {
+      return false; // a trailing single ':'
+    }
+  }
+  if (gap < 0) return words === 8;
+  if (words === 8) return false; // "::" stands for at least one group
+  // Move the groups after "::" to the end and zero the gap (right to left: no overlap hazard).
+  const tail = words - gap;
+  for (let k = 2 * tail - 1; k >= 0; k--) out[o + 16 - 2 * tail + k] = out[o + 2 * gap + k]!;
+  out.fill(0, o + 2 * gap, o + 16 - 2 * tail);
+  return true;
+}
+
+/**
+ * The first 80 bits are zero: ::, ::1, IPv4-mapped ::ffff:a.b.c.d and the deprecated
+ * IPv4-compatible forms. None of them may be a translated source or destination: ::ffff:127.0.0.1
+ * on an AF_INET6 host socket would reach the host's IPv4 loopback past the gateway rule.
+ */
+export function ipv6IsLowZero80(b: Uint8Array, o: number): boolean {
+  for (let i = 0; i < 10; i++) if (b[o + i] !== 0) return false;
+  return true;
+}
