@@ -48,6 +48,15 @@
 // checksum computed in software because NEEDS_CSUM cannot span fragments. Larger: dropped and
 // counted. A DNS answer with EDNS0 (up to 4096 bytes) at MTU 1500 takes this path.
 //
+// IPv6 (slirp4netns -6): onPacket6 runs the same flows through AF_INET6 sockets (bound to
+// --outbound-addr6), in the same table: an IPv6 flow's guestIp is fold6() of its address, always
+// negative, so IPv4 lookups never stop at it (see flow-table.ts) and the IPv4 path is unchanged.
+// The gateway fd00::2 stands for ::1, fd00::3:53 for the (IPv4) upstream, sent to v4-mapped from
+// the dual-stack socket (so not with --outbound-addr6, which binds it to one IPv6 address). A
+// reply's source passes under the same rules (never loopback, link-local, multicast, v4-mapped or
+// inside the guest's /64, unless it is a remembered peer); udp6-emit.ts builds the frames, and
+// failed sends are answered with ICMPv6 (icmp6-error.ts).
+//
 // Errors: a send that fails locally (no route, EACCES...) is answered with the ICMP error the
 // guest's kernel would have produced on a real link, quoting the guest's datagram (the send ring
 // keeps a copy of its IP header + 8 bytes for that). ICMP errors arriving from the network are not
@@ -60,13 +69,17 @@ import { count, type Counters, type Frame } from '../wire/frame';
 import { IcmpUnreachCode } from '../wire/icmp';
 import { emitIpv4Header, IpProtocol, IPV4_HDR_LEN, type Ipv4View } from '../wire/ipv4';
 import type { Ipv6View } from '../wire/ipv6';
+import { isLinkLocal6, isLoopback6, isMulticast6, ipv6Equal, ipv6PrefixEqual } from '../wire/ipv6-addr';
 import { emitUdpHeader, setUdpChecksum, UdpView, UDP_HDR_LEN } from '../wire/udp';
 import { setU16 } from '../wire/bytes';
 import { checksum } from '../wire/checksum';
 import { emitVnetHeader, emitVnetNone, GsoType, VnetFlags, VNET_HDR_LEN } from '../wire/vnet';
-import { prefixMask } from '../wire/addr';
+import { ipv6IsLowZero80, parseIpv6Into, prefixMask } from '../wire/addr';
+import { fold6 } from './flow-table';
+import { answerSendFailure6, icmp6Code, ringEntryIsIpv6, sendIcmp6Unreachable } from './icmp6-error';
+import { Udp6Emitter, Udp6EmitResult } from './udp6-emit';
 import type { DataPlaneConfig } from '../worker/protocol';
-import { mapDestination } from './host-map';
+import { asInet6, mapDestination, mapDestination6, parseIpv6Config, type Ipv6Addrs } from './host-map';
 import { ipv4FromString, SendRing, syncLookup } from './host-dgram';
 import { answerSendFailure, IcmpErrorResult, sendAbandoned, sendIcmpUnreachable } from './icmp-error';
 import { KeyedLruTable, Sweeper, type LruEntry } from './lru-table';
@@ -128,6 +141,9 @@ export const UdpCounters = {
   ICMP_SENT: 'udp.icmp_errors_sent',
   FWD_REPLIES: 'udp.fwd.replies',
   FWD_DROP: 'udp.fwd.drop',
+  /** IPv6 datagram while IPv6 is off (no config.ipv6) */
+  TX_DROP_IPV6_OFF: 'udp.tx.drop.ipv6_off',
+  FLOWS6_CREATED: 'udp.flows6.created',
 } as const;
 
 const LOOPBACK = 0x7f000001;
@@ -146,6 +162,8 @@ interface Peer {
   hostPort: number;
   guestIp: number;
   guestPort: number;
+  /** IPv6 flows: the guest-visible source (guestIp then holds its fold6()). */
+  guestIp6: Uint8Array | null;
 }
 
 /** One guest source (address, port) and its host socket. */
@@ -163,6 +181,9 @@ class UdpFlow implements LruEntry<UdpFlow> {
   cPort = -1;
   cAddr = '';
   cHostPort = 0;
+  /** IPv6 flows: the guest's address (guestIp holds its fold6()), and the cached destination's. */
+  guestIp6: Uint8Array | null = null;
+  cDst6: Uint8Array | null = null;
   closed = false;
   /** The socket is bound ('listening' seen): sends go straight to libuv. */
   bound = false;
@@ -224,6 +245,10 @@ export class UdpTranslator implements ProtocolTranslator {
   private readonly hdrIpOnly = this.hdr.subarray(0, UDP_OFF);
   private readonly parts: Uint8Array[] = [this.hdrWithUdp, EMPTY];
   private ident = 0;
+  /** config.ipv6 parsed (null: IPv6 off), the IPv6 frame builder, a scratch address. */
+  private readonly v6: Ipv6Addrs | null;
+  private readonly out6: Udp6Emitter;
+  private readonly addr6 = new Uint8Array(16);
 
   constructor(ctx: TranslatorContext, opts: UdpTranslatorOptions = {}) {
     this.cfg = ctx.config;
@@ -241,6 +266,8 @@ export class UdpTranslator implements ProtocolTranslator {
     this.subnetMask = prefixMask(this.cfg.prefixLength);
     this.ring = new SendRing(Math.max(1, opts.maxPendingSends ?? UDP_DEFAULTS.maxPendingSends),
       (ring, i, err) => this.onSendFailed(ring, i, err));
+    this.v6 = parseIpv6Config(this.cfg);
+    this.out6 = new Udp6Emitter(this.sink, this.cfg.mtu, this.maxFragments);
   }
 
   get flowCount(): number { return this.flows.size; }
@@ -248,9 +275,82 @@ export class UdpTranslator implements ProtocolTranslator {
   /** Sends handed to dgram whose callback has not run yet (each holds a receive slot). */
   get pendingSends(): number { return this.ring.pending; }
 
-  /** IPv6 from the guest: not translated yet (IPv6 support is being added). */
-  onPacket6(_frame: Frame, _eth: EthernetView, _ip: Ipv6View): void {
-    count(this.counters, 'ipv6_unsupported_dropped');
+  /** An IPv6 datagram from the guest (see the top of this file). */
+  onPacket6(frame: Frame, _eth: EthernetView, ip: Ipv6View): void {
+    const c = this.counters;
+    const v6 = this.v6;
+    if (v6 === null) { count(c, UdpCounters.TX_DROP_IPV6_OFF); return; }
+    if (ip.nextHeader !== 17) { count(c, UdpCounters.TX_DROP_MALFORMED); return; }
+    const u = this.udp;
+    if (!u.bind(ip.b, ip.payloadOffset, ip.payloadLength)) { count(c, UdpCounters.TX_DROP_MALFORMED); return; }
+    const dport = u.dstPort;
+    if (dport === 0) { count(c, UdpCounters.TX_DROP_PORT_ZERO); return; }
+    const b = ip.b;
+    const so = ip.srcAddrOffset;
+    const dO = ip.dstAddrOffset;
+    if (isMulticast6(b, dO) || ipv6IsLowZero80(b, dO) || isLinkLocal6(b, dO)) {
+      count(c, UdpCounters.TX_DROP_NOT_UNICAST);
+      return;
+    }
+    if (isMulticast6(b, so) || ipv6IsLowZero80(b, so)) { count(c, UdpCounters.TX_DROP_BAD_SOURCE); return; }
+    const sport = u.srcPort;
+    const g = fold6(b, so);
+    const key = flowKey(g, sport);
+    const now = this.now();
+
+    let flow = this.flows.first(key);
+    while (flow !== null && (flow.guestIp !== g || flow.guestPort !== sport || !ipv6Equal(flow.guestIp6!, 0, b, so))) {
+      flow = flow.twin;
+    }
+    const dfold = fold6(b, dO);
+    let addr: string;
+    let hport: number;
+    if (flow !== null && flow.cDst === dfold && flow.cPort === dport && ipv6Equal(flow.cDst6!, 0, b, dO)) {
+      addr = flow.cAddr;
+      hport = flow.cHostPort;
+    } else {
+      const t = mapDestination6(this.cfg, v6, b, dO, dport);
+      if (t.kind === 'unreachable' || t.port <= 0 || t.port > 65535) {
+        count(c, UdpCounters.TX_DROP_UNREACHABLE);
+        this.icmpError6(IcmpUnreachCode.NET, v6.gateway, 0, b, ip.o, ip.totalLength);
+        return;
+      }
+      addr = asInet6(t.address);
+      hport = t.port;
+      if (flow === null) {
+        const created = this.createFlow(key, g, sport, now, b.slice(so, so + 16));
+        if (created === null) { count(c, UdpCounters.TX_DROP_SOCKET); return; }
+        flow = created;
+      }
+      const cd = flow.cDst6 ?? (flow.cDst6 = new Uint8Array(16));
+      for (let i = 0; i < 16; i++) cd[i] = b[dO + i]!;
+      flow.cDst = dfold; flow.cPort = dport; flow.cAddr = addr; flow.cHostPort = hport;
+      const toGateway = ipv6Equal(b, dO, v6.gateway, 0);
+      if (toGateway) flow.dialedGateway = true;
+      if (toGateway || (v6.dns !== null && ipv6Equal(b, dO, v6.dns, 0)) || !this.isRoutable6(b, dO)) {
+        this.rememberPeer6(flow, addr, hport, b, dO, dport);
+      }
+    }
+    flow.lastActive = now;
+    if (dport !== 53) flow.onlyDns = false;
+    this.flows.touch(flow);
+
+    // As in onPacket: zero-copy from the receive slot, retained only while libuv holds it.
+    const ring = this.ring;
+    const i = ring.begin(frame.owner, frame.slot, b, ip.o, ip.totalLength, 0);
+    if (i < 0) { count(c, UdpCounters.TX_DROP_BACKLOG); return; }
+    const len = u.payloadLength;
+    const sock = flow.sock;
+    try {
+      sock.send(b, u.payloadOffset, len, hport, addr, ring.callback(i));
+    } catch {
+      count(c, UdpCounters.TX_DROP_SOCKET);
+      ring.callback(i)(null);
+      return;
+    }
+    if (flow.bound && sock.getSendQueueCount() === 0) ring.settle(i);
+    count(c, UdpCounters.TX_DATAGRAMS);
+    count(c, UdpCounters.TX_BYTES, len);
   }
 
   onPacket(frame: Frame, _eth: EthernetView, ip: Ipv4View): void {
@@ -409,30 +509,35 @@ export class UdpTranslator implements ProtocolTranslator {
 
   // --- flows ---------------------------------------------------------------------------------
 
-  private createFlow(key: number, guestIp: number, guestPort: number, now: number): UdpFlow | null {
+  /** A flow for a guest source: IPv4, or IPv6 with `guest6` (then guestIp is its fold6()). */
+  private createFlow(key: number, guestIp: number, guestPort: number, now: number,
+    guest6: Uint8Array | null = null): UdpFlow | null {
     const lru = this.flows.oldest;
     if (this.flows.size >= this.maxFlows && lru !== null) this.closeFlow(lru, UdpCounters.FLOWS_EVICTED);
     let sock: dgram.Socket;
     try {
-      sock = dgram.createSocket({ type: 'udp4', lookup: syncLookup as never });
+      sock = dgram.createSocket({ type: guest6 === null ? 'udp4' : 'udp6', lookup: syncLookup as never });
     } catch (err) {
       this.log.log('debug', `udp: cannot create a host socket: ${(err as Error).message}`);
       return null;
     }
     const flow = new UdpFlow(key, guestIp, guestPort, sock, now);
-    sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onHostMessage(flow, msg, rinfo));
+    flow.guestIp6 = guest6;
+    if (guest6 === null) sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onHostMessage(flow, msg, rinfo));
+    else sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onHostMessage6(flow, msg, rinfo));
     sock.on('error', (err: Error) => this.onSocketError(flow, err));
     sock.on('listening', () => { flow.bound = true; });
     this.flows.insert(flow);
     try {
       // With syncLookup the bind happens inside this call; a failure (a bad --outbound-addr)
       // is emitted as 'error' synchronously and closes the flow before we go on.
-      sock.bind({ port: 0, address: this.cfg.outboundAddr, exclusive: true });
+      sock.bind({ port: 0, address: guest6 === null ? this.cfg.outboundAddr : this.v6?.outboundAddr, exclusive: true });
     } catch (err) {
       this.onSocketError(flow, err as Error);
     }
     if (flow.closed) return null;
     count(this.counters, UdpCounters.FLOWS_CREATED);
+    if (guest6 !== null) count(this.counters, UdpCounters.FLOWS6_CREATED);
     this.sweeper.start();
     return flow;
   }
@@ -458,7 +563,26 @@ export class UdpTranslator implements ProtocolTranslator {
         return;
       }
     }
-    const entry: Peer = { hostAddr, hostPort, guestIp, guestPort };
+    const entry: Peer = { hostAddr, hostPort, guestIp, guestPort, guestIp6: null };
+    if (peers.length < this.maxPeers) {
+      peers.push(entry);
+    } else {
+      peers[flow.peerNext] = entry;
+      flow.peerNext = (flow.peerNext + 1) % this.maxPeers;
+    }
+  }
+
+  /** rememberPeer() for an IPv6 flow: the guest-visible address is the 16 bytes at b[o]. */
+  private rememberPeer6(flow: UdpFlow, hostAddr: string, hostPort: number, b: Uint8Array, o: number, guestPort: number): void {
+    const peers = flow.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i]!;
+      if (p.guestPort === guestPort && ipv6Equal(p.guestIp6!, 0, b, o)) {
+        p.hostAddr = hostAddr; p.hostPort = hostPort;
+        return;
+      }
+    }
+    const entry: Peer = { hostAddr, hostPort, guestIp: fold6(b, o), guestPort, guestIp6: b.slice(o, o + 16) };
     if (peers.length < this.maxPeers) {
       peers.push(entry);
     } else {
@@ -482,13 +606,21 @@ export class UdpTranslator implements ProtocolTranslator {
     const code = (err as NodeJS.ErrnoException).code;
     if (sendAbandoned(code)) return;
     count(this.counters, UdpCounters.TX_ERROR);
-    const r = answerSendFailure(this.sink, this.cfg.gateway, code, true, ring, i);
+    const r = ringEntryIsIpv6(ring, i) && this.v6 !== null
+      ? answerSendFailure6(this.sink, this.v6.gateway, this.cfg.mtu, code, true, ring, i)
+      : answerSendFailure(this.sink, this.cfg.gateway, code, true, ring, i);
     if (r === IcmpErrorResult.SENT) count(this.counters, UdpCounters.ICMP_SENT);
     else if (r < 0 && this.log.enabled('debug')) this.log.log('debug', `udp: send failed: ${code ?? err.message}`);
   }
 
   private icmpError(code: number, from: number, buf: Uint8Array, ipOff: number, ipLen: number): void {
     if (sendIcmpUnreachable(this.sink, code, from, buf, ipOff, ipLen) === 0) {
+      count(this.counters, UdpCounters.ICMP_SENT);
+    }
+  }
+
+  private icmpError6(code: number, from: Uint8Array, fromOff: number, buf: Uint8Array, ipOff: number, ipLen: number): void {
+    if (sendIcmp6Unreachable(this.sink, icmp6Code(code), from, fromOff, buf, ipOff, ipLen, this.cfg.mtu) === 0) {
       count(this.counters, UdpCounters.ICMP_SENT);
     }
   }
@@ -528,6 +660,58 @@ export class UdpTranslator implements ProtocolTranslator {
     if (this.emitToGuest(flow.guestIp, flow.guestPort, srcIp, sport, msg)) {
       count(c, UdpCounters.RX_DATAGRAMS);
       count(c, UdpCounters.RX_BYTES, msg.length);
+    }
+  }
+
+  /** A datagram on an IPv6 flow's socket (see the top of this file for the source rules). */
+  private onHostMessage6(flow: UdpFlow, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (flow.closed) return;
+    const c = this.counters;
+    const v6 = this.v6!;
+    let from: Uint8Array | null = null;
+    let sport = rinfo.port;
+    const peers = flow.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i]!;
+      if (p.hostPort === rinfo.port && p.hostAddr === rinfo.address) {
+        from = p.guestIp6; sport = p.guestPort;
+        break;
+      }
+    }
+    if (from === null) {
+      const a = this.addr6;
+      if (!parseIpv6Into(rinfo.address, a, 0)) { count(c, UdpCounters.RX_DROP_UNROUTABLE_SOURCE); return; }
+      if (isLoopback6(a, 0)) {
+        if (!flow.dialedGateway || !this.cfg.hostLoopback) { count(c, UdpCounters.RX_DROP_LOOPBACK_SOURCE); return; }
+        from = v6.gateway;
+      } else if (!this.isRoutable6(a, 0)) {
+        count(c, UdpCounters.RX_DROP_UNROUTABLE_SOURCE);
+        return;
+      } else {
+        from = a;
+      }
+    }
+    flow.lastActive = this.now();
+    this.flows.touch(flow);
+    if (this.emitToGuest6(flow.guestIp6!, 0, flow.guestPort, from, 0, sport, msg)) {
+      count(c, UdpCounters.RX_DATAGRAMS);
+      count(c, UdpCounters.RX_BYTES, msg.length);
+    }
+  }
+
+  /**
+   * emitToGuest() for IPv6: to [dst]:dport from [src]:sport (16-byte addresses at dst[dOff] and
+   * src[sOff]), fragmented when it does not fit the MTU (udp6-emit.ts).
+   */
+  emitToGuest6(dst: Uint8Array, dOff: number, dport: number, src: Uint8Array, sOff: number, sport: number,
+    payload: Uint8Array): boolean {
+    const c = this.counters;
+    switch (this.out6.emit(dst, dOff, dport, src, sOff, sport, payload)) {
+      case Udp6EmitResult.SENT: return true;
+      case Udp6EmitResult.FRAGMENTED: count(c, UdpCounters.RX_FRAGMENTED); return true;
+      case Udp6EmitResult.NO_MAC: count(c, UdpCounters.RX_DROP_NO_MAC); return false;
+      case Udp6EmitResult.TOO_BIG: count(c, UdpCounters.RX_DROP_TOO_BIG); return false;
+      default: count(c, UdpCounters.RX_DROP_SINK); return false;
     }
   }
 
@@ -614,6 +798,16 @@ export class UdpTranslator implements ProtocolTranslator {
     if (a >>> 28 >= 14 || a === 0) return false;
     const host = ~this.subnetMask >>> 0;
     return !(host !== 0 && ((a & this.subnetMask) >>> 0) === this.cfg.network && ((a & host) >>> 0) === host);
+  }
+
+  /**
+   * An IPv6 address a reply may carry as its source into the guest's world: not multicast,
+   * link-local, in ::/80 (loopback, unspecified, v4-mapped) or inside the guest's own prefix.
+   */
+  private isRoutable6(b: Uint8Array, o: number): boolean {
+    const v6 = this.v6!;
+    return !isMulticast6(b, o) && !ipv6IsLowZero80(b, o) && !isLinkLocal6(b, o) &&
+      !ipv6PrefixEqual(b, o, v6.prefix, 0, v6.prefixLength);
   }
 
   /** A real address a reply may carry as its source into the guest's world. */
