@@ -869,12 +869,7 @@ export class TcpTranslator implements ProtocolTranslator {
     const d = seqDiff(flow.rcvNxt, tcp.seqNumber);
     if (d < 0) {
       count(this.counters, C.OOO_DROPPED);
-      // Duplicate ACKs at once, one per MSS segment the (super)frame carries, as a receiver behind
-      // a wire would send: with a single one per 64 KiB superframe (and the first of them often
-      // a window update, which is no duplicate), a guest without SACK rarely saw three, waited for
-      // its RTO and, after F-RTO's new data was dropped here too, backed off for tens of seconds.
-      for (let i = Math.min(Math.ceil(len / flow.mss), 64); i > 1; i--) this.sendAck(flow);
-      this.sendAck(flow);
+      this.sendAck(flow); // duplicate ACK, at once: lets the guest fast-retransmit
       return;
     }
     if (d > 0) {
