@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { checksum, fold, pseudoHeaderSum6 } from '../../src/wire/checksum';
 import { fold6, FlowTable, type FlowEntry } from '../../src/translate/flow-table';
 import { MAX_SUPERFRAME_PAYLOAD6 } from '../../src/translate/tcp-emit';
@@ -335,4 +336,51 @@ test('flow table: IPv6 entries by fold6 + bytes; an IPv4 lookup never finds one,
   assert.ok(t.remove(ea));
   assert.equal(t.lookup6(GUEST6, 0, 1000, a, 0, 80), null);
   assert.equal(t.lookup6(GUEST6, 0, 1000, b, 0, 80)?.tag, 'b');
+});
+
+test('IPv6 fuzz: random and mutated segments (IPv4 and IPv6 mixed) never throw, flows stay bounded, slots come back', async () => {
+  const srv = await listen((s) => s.on('data', () => {}), {}, '::1');
+  const srv4 = await listen((s) => s.on('data', () => {}));
+  const h = new Harness(config(), { maxFlows: 64, maxConnecting: 16 });
+  try {
+    const g = await handshake(h, srv.port, new Guest(h, srv.port, GATEWAY6));
+    const g4 = await handshake(h, srv4.port, new Guest(h, srv4.port, GATEWAY));
+    const valid = tcpFrame({ dst: GATEWAY6, sport: g.sport, dport: srv.port, seq: g.sndNxt, ack: g.rcvNxt, flags: F.ACK | F.PSH, payload: randomBytes(3000) });
+    const syn = tcpFrame({ dst: GATEWAY6, sport: 50000, dport: srv.port, seq: 1, flags: F.SYN, options: synOptions() });
+    const valid4 = tcpFrame({ sport: g4.sport, dport: srv4.port, seq: g4.sndNxt, ack: g4.rcvNxt, flags: F.ACK, payload: randomBytes(100) });
+    fc.assert(fc.property(
+      fc.oneof(
+        // A valid frame with bytes flipped anywhere after the Ethernet header (the version nibble too).
+        fc.tuple(fc.constantFrom(valid, syn, valid4), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }))
+          .map(([base, muts]) => { const b = Uint8Array.from(base); for (const [i, v] of muts) b[24 + (i % (b.length - 24))] = v; return b; }),
+        // A well-formed IPv6 header around random TCP bytes.
+        fc.uint8Array({ minLength: 0, maxLength: 200 }).map((t) => {
+          const b = tcpFrame({ dst: GATEWAY6, sport: g.sport, dport: srv.port, seq: 0, flags: 0 });
+          const out = new Uint8Array(64 + t.length);
+          out.set(b.subarray(0, 64));
+          out.set(t, 64);
+          new DataView(out.buffer).setUint16(28, t.length);
+          return out;
+        }),
+        // Segments with random header fields for the live tuple and its neighbours.
+        fc.record({
+          seq: fc.nat(), ack: fc.nat(), flags: fc.integer({ min: 0, max: 255 }), win: fc.integer({ min: 0, max: 65535 }),
+          len: fc.integer({ min: 0, max: 2000 }), opts: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 40 }),
+          sport: fc.constantFrom(g.sport, 50001, 50002), dst: fc.constantFrom(GATEWAY6, DNS6),
+        }).map((r) => tcpFrame({ dst: r.dst, sport: r.sport, dport: srv.port, seq: r.seq, ack: r.ack, flags: r.flags, win: r.win, payload: new Uint8Array(r.len), options: r.opts })),
+      ),
+      (frame) => {
+        h.inject(frame);
+        return h.tcp.flowCount <= 64 && (h.counters.tcp_internal_error ?? 0) === 0;
+      },
+    ), { numRuns: 3000 });
+    await sleep(50);
+    h.close();
+    await waitFor(() => h.dev.slotsInUse === 0, 'slots released');
+    assert.equal(h.counters.tcp_internal_error ?? 0, 0);
+  } finally {
+    h.close();
+    await srv.close();
+    await srv4.close();
+  }
 });
