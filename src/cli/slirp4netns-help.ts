@@ -28,11 +28,11 @@ export type Slirp4netnsFeatureSet = Readonly<Record<Slirp4netnsFeature, Slirp4ne
  */
 export const SLIRP4NETNS_FEATURES: Slirp4netnsFeatureSet = {
   /**
-   * `-6`, `--enable-ipv6` (and `--outbound-addr6`, meaningless without it). The gateway side works
-   * (RAs, SLAAC, NDP, ping to fd00::2/fd00::3); advertised once IPv6 TCP/UDP translation works end
-   * to end too, since Podman turns it on by default when --help offers it.
+   * `-6`, `--enable-ipv6` (and `--outbound-addr6`, meaningless without it): RAs, SLAAC, NDP, echo
+   * to fd00::2/fd00::3/fe80::2, and TCP/UDP/ICMPv6 echo/DNS over IPv6, proven end to end
+   * (test/integration/ipv6.test.ts). Advertised: Podman turns it on by default when --help offers it.
    */
-  ipv6: 'unadvertised',
+  ipv6: true,
   /** `--enable-sandbox`: private mount namespace, dropped capabilities. */
   sandbox: false,
   /** `--enable-seccomp`: syscall filter. */
