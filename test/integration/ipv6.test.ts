@@ -260,6 +260,34 @@ s.bind(0, () => { s.send('to-gw', ${local.port}, 'fd00::2'); s.send('to-far', ${
     await stop(s);
   });
 
+  test('--outbound-addr6 (an address, or an interface\'s address): outside servers see that source', opts, async () => {
+    const outside = await getOutside();
+    // A host address that is not the default source toward the outside: alone on an interface of
+    // its own (one end of a spare veth pair: no dummy driver here), with the outside routing its /64
+    // back through the host.
+    const SRC6 = '2001:db8:5::7';
+    sh('ip', ['link', 'add', 'tswob6', 'type', 'veth', 'peer', 'name', 'tswob6p']);
+    sh('ip', ['-6', 'addr', 'add', `${SRC6}/128`, 'dev', 'tswob6', 'nodad']);
+    sh('ip', ['link', 'set', 'tswob6', 'up']);
+    sh('ip', ['link', 'set', 'tswob6p', 'up']);
+    sh('nsenter', [`--net=${outside.netnsPath}`, 'ip', '-6', 'route', 'add', '2001:db8:5::/64', 'via', HOST6]);
+    const far = await startServer(outside, 'tcp-server', ['--host', OUTSIDE6, '--port', '0']);
+    const farUdp = await startUdp6Echo(outside, OUTSIDE6);
+    for (const spec of [SRC6, 'tswob6']) {
+      const { s, at, netns } = await startV6([`--outbound-addr6=${spec}`]);
+      assert.match(s.stdout(), new RegExp(`^\\* Outbound IPv6: +${SRC6}$`, 'm'));
+      const r = await probe(at, ['tcp', OUTSIDE6, String(far.port), '']);
+      assert.match(String(r.data), new RegExp(`^you are ${SRC6}:\\d+\\n`), `${spec}: ${JSON.stringify(r)}`);
+      const client = `const s=require('node:dgram').createSocket('udp6');setTimeout(()=>process.exit(2),5000);`
+        + `s.on('message',m=>{console.log(m.toString().split('\\n')[0]);process.exit(0)});s.send('x',${farUdp.port},'${OUTSIDE6}');`;
+      const u = spawnSync('nsenter', [`--net=${netns}`, process.execPath, '-e', client], { encoding: 'utf8', timeout: 15_000 });
+      assert.match(u.stdout, new RegExp(`^you are ${SRC6}:\\d+$`, 'm'), `${spec} UDP: ${u.stdout} ${u.stderr}`);
+      await stop(s);
+    }
+    far.stop(); farUdp.stop();
+    sh('ip', ['link', 'del', 'tswob6']);
+  });
+
   test('DNS over IPv6: a query to fd00::3 reaches the host\'s resolver (127.0.0.53 from resolv.conf) and the answer comes back', opts, async () => {
     const dnsServer = await startServer(HOST, 'dns-server', ['--host', '127.0.0.53', '--port', '53']);
     useResolvConf('nameserver 127.0.0.53\n');
