@@ -11,7 +11,8 @@
 //     tapswitch's wire views, carry the prefix (on-link, autonomous), the MTU and RDNSS fd00::3;
 //   - connect over TCP and UDP to fd00::2 (the host's ::1: the server sees ::1) and to an outside
 //     IPv6 address (2001:db8::1, reached from the sandbox host's 2001:db8::2: the server sees that),
-//     ping the outside address, resolve a name through fd00::3 (the host's resolver), and with
+//     ping the outside address, resolve a name through fd00::3 (the host's resolver), appear from
+//     the --outbound-addr6 address (given as an address or an interface), and with
 //     --disable-host-loopback fail to connect to fd00::2 as unreachable. These need the IPv6 translators (src/translate onPacket6) as well.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
