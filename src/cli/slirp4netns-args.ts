@@ -44,6 +44,8 @@ export const SLIRP4NETNS_DEFAULT_MTU = 1500;
 export const SLIRP4NETNS_MAX_MTU = 65521;
 export const SLIRP4NETNS_DEFAULT_CIDR = '10.0.2.0/24';
 export const SLIRP4NETNS_DEFAULT_TAPNAME = 'tap0';
+/** The smallest MTU an IPv6 link may have (RFC 8200 §5). */
+export const IPV6_MIN_MTU = 1280;
 /** sizeof(sockaddr_un.sun_path): the path plus its NUL must fit. */
 export const UNIX_PATH_MAX = 108;
 /** The exit status of every argument error (slirp4netns's EXIT_FAILURE). */
@@ -386,6 +388,12 @@ export function parseSlirp4netnsArgs(argv: readonly string[], env: Slirp4netnsPa
   const outboundAddr6 = outbound6Text === undefined ? null
     : resolveOutboundAddr6(outbound6Text, env.networkInterfaces ?? os.networkInterfaces);
 
+  const mtu = raw.has('mtu') ? Number(raw.get('mtu')) : SLIRP4NETNS_DEFAULT_MTU;
+  if (flags.has('enable-ipv6') && mtu < IPV6_MIN_MTU) {
+    // RFC 8200 §5: every IPv6 link carries 1280 bytes; Linux turns IPv6 off on a smaller link.
+    warnings.push(`WARNING: IPv6 needs an MTU of at least ${IPV6_MIN_MTU}; with --mtu=${mtu} the guest's kernel disables IPv6 on ${positionals[1] ?? SLIRP4NETNS_DEFAULT_TAPNAME}`);
+  }
+
   const fd = (name: 'exit-fd' | 'ready-fd'): number | null => {
     const t = raw.get(name);
     return t === undefined ? null : parseNonNegativeInt(t);
@@ -397,7 +405,7 @@ export function parseSlirp4netnsArgs(argv: readonly string[], env: Slirp4netnsPa
       configure: flags.has('configure'),
       exitFd: fd('exit-fd'),
       readyFd: fd('ready-fd'),
-      mtu: raw.has('mtu') ? Number(raw.get('mtu')) : SLIRP4NETNS_DEFAULT_MTU,
+      mtu,
       network,
       cidr,
       disableHostLoopback: flags.has('disable-host-loopback') || flags.has('no-host-loopback'),

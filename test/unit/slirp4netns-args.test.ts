@@ -296,6 +296,11 @@ test('-6 / --enable-ipv6 are accepted, with slirp4netns\'s warning', () => {
   }
   assert.equal(run(['42']).enableIpv6, false);
   assert.equal(run(['42']).outboundAddr6, null);
+  // An MTU below IPv6's minimum: accepted (slirp4netns does), with a warning that says why it cannot work.
+  assert.deepEqual(run(['-6', '--mtu=1000', '42', 'tap1']).warnings, ['WARNING: Support for IPv6 is experimental',
+    "WARNING: IPv6 needs an MTU of at least 1280; with --mtu=1000 the guest's kernel disables IPv6 on tap1"]);
+  assert.equal(run(['-6', '--mtu=1280', '42']).warnings.length, 1);
+  assert.equal(run(['--mtu=1000', '42']).warnings.length, 0);
 });
 
 test('--outbound-addr6: IPv6 or an interface with a non-link-local IPv6 address', () => {
