@@ -13,6 +13,8 @@ export interface OptionSpec {
   /** Placeholder shown in help, e.g. "N". */
   metavar?: string;
   help: string;
+  /** An alias kept out of the help text (e.g. Docker's spelling of a flag). */
+  hidden?: boolean;
 }
 
 export interface ParsedArgs {
@@ -96,7 +98,8 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
 }
 
 /** Help lines for a set of options, aligned. */
-export function formatOptions(specs: readonly OptionSpec[]): string {
+export function formatOptions(all: readonly OptionSpec[]): string {
+  const specs = all.filter((s) => !s.hidden);
   const left = specs.map((s) => {
     const long = `--${s.name}${s.value ? ` ${s.metavar ?? 'VALUE'}` : ''}`;
     return s.short ? `-${s.short}, ${long}` : `    ${long}`;

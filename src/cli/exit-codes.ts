@@ -11,7 +11,9 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
   [String(ExitStatus.BAD_VALUE), 'bad option value: CIDR, MTU, queue count, address, PID or path'],
   [String(ExitStatus.UNAVAILABLE), 'missing kernel feature or permission: /dev/net/tun, user namespaces, subordinate ids, addon'],
   [String(ExitStatus.INTERNAL), 'internal error, or the data plane failed beyond its restart budget'],
-  [String(ExitStatus.SETUP_FAILED), 'namespace or TAP set-up failed before CMD started'],
+  // The kernel path's conflicts (kernel/errors.ts, EX_TEMPFAIL); control's ExitStatus has no name for it.
+  ['75', 'kernel path: conflict: host port taken or already published, network in use, state lock busy'],
+  [String(ExitStatus.SETUP_FAILED), 'namespace, TAP, veth or nftables set-up failed before CMD started'],
   [String(ExitStatus.CANNOT_EXECUTE), 'CMD found but not executable'],
   [String(ExitStatus.NOT_FOUND), 'CMD not found'],
   ['128+N', 'CMD was killed by signal N (e.g. 130 for SIGINT, 143 for SIGTERM)'],

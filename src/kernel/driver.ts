@@ -19,7 +19,7 @@ import {
   type ContainerRecord, type EndpointRecord, type Intent, type KernelState, type NetworkRecord, type ProcessId,
 } from './state';
 import {
-  checkHostAddress, checkName, cidrToString, parseAddress, parseCidr, parseMacAddress, portSpecToString,
+  checkHostAddress, checkMtu, checkName, cidrToString, parseAddress, parseCidr, parseMacAddress, portSpecToString,
   type PortSpec,
 } from './validate';
 
@@ -32,6 +32,8 @@ export interface CreateNetworkOptions {
   subnet?: string;
   gateway?: string;
   internal?: boolean;
+  /** Bridge MTU, also the default of the network's endpoints. */
+  mtu?: number;
 }
 
 export interface StartContainerOptions {
@@ -41,6 +43,8 @@ export interface StartContainerOptions {
   ip?: string;
   mac?: string;
   ports?: PortSpec[];
+  /** veth MTU (default: the network's, else the kernel's 1500). */
+  mtu?: number;
   /** Who owns the container (default: this process). */
   owner?: ProcessId;
 }
@@ -53,8 +57,9 @@ export interface NetworkInspect {
   gateway: string;
   bridge: string;
   internal: boolean;
+  mtu?: number;
   created: string;
-  endpoints: Array<{ container: string; id: string; ip: string; mac: string; hostVeth: string; netns: string; ports: string[] }>;
+  endpoints: Array<{ container: string; id: string; ip: string; mac: string; mtu?: number; hostVeth: string; netns: string; ports: string[] }>;
   ports: Array<{ container: string; hostIp: string; hostPort: number; containerIp: string; containerPort: number; proto: string }>;
 }
 
@@ -116,7 +121,7 @@ export class KernelDriver {
         ...n,
         endpoints: members.map((c) => ({
           container: c.name ?? c.id.slice(0, 12), id: c.id, ip: c.endpoint!.ip, mac: c.endpoint!.mac,
-          hostVeth: c.endpoint!.hostVeth, netns: c.netns, ports: c.endpoint!.ports.map(portSpecToString),
+          ...(c.endpoint!.mtu !== undefined ? { mtu: c.endpoint!.mtu } : {}), hostVeth: c.endpoint!.hostVeth, netns: c.netns, ports: c.endpoint!.ports.map(portSpecToString),
         })),
         ports: members.flatMap((c) => c.endpoint!.ports.map((p) => ({
           container: c.name ?? c.id.slice(0, 12), hostIp: p.hostIp ?? '0.0.0.0', hostPort: p.hostPort,
@@ -143,6 +148,7 @@ export class KernelDriver {
     // Validate everything before the kernel sees anything.
     const given = o.subnet === undefined ? undefined : parseCidr(o.subnet);
     const gwGiven = o.gateway === undefined ? undefined : parseAddress(o.gateway, 'gateway');
+    const mtu = o.mtu === undefined ? undefined : checkMtu(o.mtu);
     if (gwGiven !== undefined && given === undefined) {
       throw new KernelError('ERR_BAD_VALUE', '--gateway needs --subnet', 'pass the subnet the gateway belongs to');
     }
@@ -170,14 +176,17 @@ export class KernelDriver {
     const rec: NetworkRecord = {
       id, name: o.name, driver: 'kernel', subnet: cidrToString(subnet), gateway: ipv4ToString(gateway),
       bridge: `tsw-br-${id.slice(0, 8)}`, bridgeMac: randomBridgeMac(), internal: o.internal === true,
-      created: new Date().toISOString(),
+      ...(mtu !== undefined ? { mtu } : {}), created: new Date().toISOString(),
     };
     const intent: Intent = { op: 'network-create', owner: selfId(), bridges: [rec.bridge], veths: [], netns: [] };
     s.intents.push(intent);
     this.store.save(s);
     try {
       crashPoint('network-create:before-bridge');
-      createBridge({ bridge: rec.bridge, mac: rec.bridgeMac, gatewayCidr: `${rec.gateway}/${subnet.prefix}` });
+      createBridge({
+        bridge: rec.bridge, mac: rec.bridgeMac, gatewayCidr: `${rec.gateway}/${subnet.prefix}`,
+        ...(rec.mtu !== undefined ? { mtu: rec.mtu } : {}),
+      });
       crashPoint('network-create:after-bridge');
       s.networks.push(rec);
       syncRules(s);
@@ -232,8 +241,9 @@ export class KernelDriver {
     const ports = o.ports ?? [];
     const ipGiven = o.ip === undefined ? undefined : parseAddress(o.ip, 'container address');
     const macGiven = o.mac === undefined ? undefined : parseMacAddress(o.mac);
-    if (o.network === 'none' && (ipGiven !== undefined || macGiven !== undefined || ports.length)) {
-      throw new KernelError('ERR_BAD_VALUE', '--ip, --mac and --publish need a network',
+    const mtuGiven = o.mtu === undefined ? undefined : checkMtu(o.mtu);
+    if (o.network === 'none' && (ipGiven !== undefined || macGiven !== undefined || mtuGiven !== undefined || ports.length)) {
+      throw new KernelError('ERR_BAD_VALUE', '--ip, --mac, --mtu and --publish need a network',
         '`--network none` gives the container only lo');
     }
     for (let i = 0; i < ports.length; i++) {
@@ -296,7 +306,11 @@ export class KernelDriver {
         if (macUser) {
           throw new KernelError('ERR_ADDRESS_IN_USE', `MAC ${mac} is already in use on network ${net.name}`, 'pick another --mac');
         }
-        const ep: EndpointRecord = { network: net.id, ip: ipv4ToString(addr), mac, hostVeth: `tsw-v${id.slice(0, 10)}`, ports: [...ports] };
+        const mtu = mtuGiven ?? net.mtu;
+        const ep: EndpointRecord = {
+          network: net.id, ip: ipv4ToString(addr), mac, hostVeth: `tsw-v${id.slice(0, 10)}`, ports: [...ports],
+          ...(mtu !== undefined ? { mtu } : {}),
+        };
         rec.endpoint = ep;
       }
       const intent = intentForContainer(rec, 'container-create', selfId());
@@ -309,6 +323,7 @@ export class KernelDriver {
           createEndpoint({
             netns: rec.netns, hostVeth: rec.endpoint.hostVeth, bridge: net.bridge, mac: rec.endpoint.mac,
             addressCidr: `${rec.endpoint.ip}/${prefix}`, gateway: net.gateway,
+            ...(rec.endpoint.mtu !== undefined ? { mtu: rec.endpoint.mtu } : {}),
           });
         }
         crashPoint('container-create:after-endpoint');

@@ -22,10 +22,67 @@ export function hasCapability(cap: number, status?: string): boolean {
   return ((BigInt(`0x${m[1]}`) >> BigInt(cap)) & 1n) === 1n;
 }
 
-export function requireNetAdmin(what: string, status?: string): void {
-  if (!hasCapability(CAP_NET_ADMIN, status)) {
-    throw new KernelError('ERR_NO_CAP_NET_ADMIN', `${what} needs CAP_NET_ADMIN in this network namespace`,
-      'run as root (or with CAP_NET_ADMIN); the rootless userspace driver is not available yet');
+/**
+ * Whether CAP_NET_ADMIN (bit 12 of CapEff) actually works over this process's network namespace,
+ * i.e. its owning user namespace is ours (or one we have it in). CapEff alone is not enough: after
+ * `unshare --user --map-root-user` without `--net`, CapEff is full but the network namespace still
+ * belongs to the parent user namespace, where we hold nothing. rtnetlink checks the capability
+ * against the namespace's owner before anything else, so a request that can only fail tells us
+ * which: `ip link add name lo type bridge` fails with "File exists" when we may administer the
+ * namespace and with "Operation not permitted" when not. It creates nothing, loads no module
+ * (bridge is looked up only on the create path, after the name clash) and touches no state.
+ */
+export function probeNetnsAdmin(): { admin: boolean; failure?: KernelError } {
+  try {
+    run(['ip', 'link', 'add', 'name', 'lo', 'type', 'bridge'], { what: 'probe CAP_NET_ADMIN', timeoutMs: 5000 });
+    return { admin: false }; // cannot happen (lo always exists); refuse to guess
+  } catch (e) {
+    if (!(e instanceof KernelError)) throw e;
+    const stderr = e.command?.stderr ?? '';
+    if (/File exists/.test(stderr)) return { admin: true };
+    if (/Operation not permitted/.test(stderr)) return { admin: false };
+    return { admin: false, failure: e };
+  }
+}
+
+/** What the "are we root here?" decision looks at; see control/kernel-select.ts for the rule. */
+export interface PrivilegeFacts {
+  /** Effective uid in our own user namespace. */
+  euid: number;
+  /** CAP_NET_ADMIN in CapEff (relative to our own user namespace). */
+  capNetAdmin: boolean;
+  /** The capability works over our network namespace (probeNetnsAdmin); false without capNetAdmin. */
+  netnsAdmin: boolean;
+  /** Why the probe could not tell (e.g. `ip` is not installed); absent when it could. */
+  probeFailure?: KernelError;
+}
+
+let cachedFacts: PrivilegeFacts | undefined;
+
+/** This process's facts (cached: they do not change while it runs). The probe runs only with CapEff set. */
+export function privilegeFacts(): PrivilegeFacts {
+  if (cachedFacts) return cachedFacts;
+  const capNetAdmin = hasCapability(CAP_NET_ADMIN);
+  const probe = capNetAdmin ? probeNetnsAdmin() : { admin: false };
+  cachedFacts = {
+    euid: process.geteuid?.() ?? -1, capNetAdmin, netnsAdmin: probe.admin,
+    ...(probe.failure ? { probeFailure: probe.failure } : {}),
+  };
+  return cachedFacts;
+}
+
+/** CAP_NET_ADMIN over this network namespace: what the kernel path needs (uid 0 is not required). */
+export function canAdminNetns(f: PrivilegeFacts = privilegeFacts()): boolean {
+  return f.capNetAdmin && f.netnsAdmin;
+}
+
+export function requireNetAdmin(what: string, hint = 'run as root (or with CAP_NET_ADMIN); the rootless userspace driver is not available yet',
+  facts?: PrivilegeFacts): void {
+  const f = facts ?? privilegeFacts();
+  if (!canAdminNetns(f)) {
+    if (f.probeFailure) throw f.probeFailure;
+    const why = f.capNetAdmin ? ' (this process has it, but the network namespace belongs to another user namespace)' : '';
+    throw new KernelError('ERR_NO_CAP_NET_ADMIN', `${what} needs CAP_NET_ADMIN over this network namespace${why}`, hint);
   }
 }
 

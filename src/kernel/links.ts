@@ -10,7 +10,7 @@
 // hairpin mode (a container reaching its own published port) before it is brought up.
 import { ip, ipQuiet } from './exec';
 import { tuneBridgeSysctls, enableForwarding } from './host';
-import { checkIfname, checkNetnsName, parseMacAddress } from './validate';
+import { checkIfname, checkMtu, checkNetnsName, parseMacAddress } from './validate';
 
 /** Where `ip netns` keeps its namespace files (iproute2's compiled-in NETNS_RUN_DIR). */
 export const NETNS_DIR = '/run/netns';
@@ -24,6 +24,8 @@ export interface BridgeSpec {
   mac: string;
   /** Gateway address with prefix, e.g. 172.17.0.1/16. */
   gatewayCidr: string;
+  /** Bridge MTU (`network create -o mtu=N`); absent: the kernel's default (1500). */
+  mtu?: number;
 }
 
 export function createBridge(b: BridgeSpec): void {
@@ -31,7 +33,8 @@ export function createBridge(b: BridgeSpec): void {
   const mac = parseMacAddress(b.mac);
   // A pinned MAC: otherwise the bridge takes the lowest MAC of its ports and neighbours' ARP
   // caches go stale whenever a port comes or goes.
-  ip(['link', 'add', 'name', name, 'address', mac, 'type', 'bridge'], `create bridge ${name}`);
+  const mtu = b.mtu === undefined ? [] : ['mtu', String(checkMtu(b.mtu))];
+  ip(['link', 'add', 'name', name, 'address', mac, ...mtu, 'type', 'bridge'], `create bridge ${name}`);
   tuneBridgeSysctls(name);
   ip(['addr', 'add', b.gatewayCidr, 'dev', name], `address bridge ${name}`);
   ip(['link', 'set', 'dev', name, 'up'], `bring up bridge ${name}`);
@@ -61,6 +64,8 @@ export interface EndpointSpec {
   /** Container address with prefix, e.g. 172.17.0.2/16. */
   addressCidr: string;
   gateway: string;
+  /** MTU of both veth ends; absent: the kernel's default (1500). */
+  mtu?: number;
 }
 
 export function createEndpoint(e: EndpointSpec): void {
@@ -68,7 +73,8 @@ export function createEndpoint(e: EndpointSpec): void {
   const hv = checkIfname(e.hostVeth);
   const br = checkIfname(e.bridge);
   const mac = parseMacAddress(e.mac);
-  ip(['link', 'add', 'name', hv, 'type', 'veth', 'peer', 'name', 'eth0', 'address', mac, 'netns', ns],
+  const mtu = e.mtu === undefined ? [] : ['mtu', String(checkMtu(e.mtu))];
+  ip(['link', 'add', 'name', hv, ...mtu, 'type', 'veth', 'peer', 'name', 'eth0', 'address', mac, ...mtu, 'netns', ns],
     `create veth ${hv}`);
   ip(['link', 'set', 'dev', hv, 'master', br], `attach ${hv} to ${br}`);
   ip(['link', 'set', 'dev', hv, 'type', 'bridge_slave', 'hairpin', 'on'], `hairpin on ${hv}`);
@@ -76,4 +82,18 @@ export function createEndpoint(e: EndpointSpec): void {
   ip(['-n', ns, 'addr', 'add', e.addressCidr, 'dev', 'eth0'], `address eth0 in ${ns}`);
   ip(['-n', ns, 'link', 'set', 'dev', 'eth0', 'up'], `bring up eth0 in ${ns}`);
   ip(['-n', ns, 'route', 'add', 'default', 'via', e.gateway, 'dev', 'eth0'], `default route in ${ns}`);
+}
+
+/** The container's eth0 counters (`ip -s -j link`), from the container's point of view. */
+export function endpointCounters(netns: string): Record<string, number> {
+  const ns = checkNetnsName(netns);
+  const out = ip(['-n', ns, '-s', '-j', 'link', 'show', 'dev', 'eth0'], `read eth0 counters in ${ns}`).stdout;
+  const link = (JSON.parse(out) as Array<{ stats64?: Record<string, Record<string, unknown>> }>)[0];
+  const counters: Record<string, number> = {};
+  for (const dir of ['rx', 'tx'] as const) {
+    for (const [k, v] of Object.entries(link?.stats64?.[dir] ?? {})) {
+      if (typeof v === 'number') counters[`eth0_${dir}_${k}`] = v;
+    }
+  }
+  return counters;
 }

@@ -24,6 +24,12 @@
 //              Prerouting never translates a 127.0.0.0/8 destination: only the host's own output
 //              may reach a publish through loopback, so a neighbour forging a loopback destination
 //              (which route_localnet on our bridges would otherwise let through) gets nothing.
+//   input      drops what arrives from our bridges for 127.0.0.0/8. route_localnet=1 on the bridges
+//              (needed for publishing on 127.0.0.1) would otherwise deliver a container's forged
+//              loopback destination to host services bound to 127.0.0.1 (UDP gets through one-way;
+//              the CVE-2020-8558 class). A container's own 127.0.0.1 is its own lo. Replies of
+//              the host's own connections to a publish via 127.0.0.1 do arrive that way (once
+//              conntrack has undone the masquerade), and are DNATed connections: those pass.
 //   postrouting MASQUERADE for (1) hairpin and cross-network access to published ports (saddr in
 //              one of our subnets, DNATed, leaving by one of our bridges), (2) the host itself and
 //              its loopback reaching a published port (`fib saddr type local`, DNATed), (3) outbound
@@ -111,6 +117,11 @@ export function renderRuleset(input: RuleInput): string {
     '  }',
     '  chain hostports {',
     ...hostportRules,
+    '  }',
+    '  chain input {',
+    '    type filter hook input priority filter; policy accept;',
+    '    iifname @bridges ip daddr 127.0.0.0/8 ct status dnat accept',
+    '    iifname @bridges ip daddr 127.0.0.0/8 drop',
     '  }',
     '  chain prerouting {',
     '    type nat hook prerouting priority dstnat; policy accept;',

@@ -30,6 +30,8 @@ export interface NetworkRecord {
   bridge: string;
   bridgeMac: string;
   internal: boolean;
+  /** Bridge MTU and the default of its endpoints (`network create -o mtu=N`); absent: 1500. */
+  mtu?: number;
   created: string;
 }
 
@@ -40,6 +42,8 @@ export interface EndpointRecord {
   mac: string;
   hostVeth: string;
   ports: PortSpec[];
+  /** MTU of the veth pair when not the kernel's default. */
+  mtu?: number;
 }
 
 /** A process identity that survives pid reuse: pid + start time (clock ticks since boot). */

@@ -145,3 +145,15 @@ export function checkNetnsName(s: string): string {
   }
   return s;
 }
+
+/** Link MTUs the driver sets: 68 (IPv4's minimum) to 65535 (veth and bridge maximum). */
+export const KERNEL_MIN_MTU = 68;
+export const KERNEL_MAX_MTU = 65535;
+
+export function checkMtu(n: number): number {
+  if (!Number.isInteger(n) || n < KERNEL_MIN_MTU || n > KERNEL_MAX_MTU) {
+    throw new KernelError('ERR_BAD_VALUE', `invalid MTU ${JSON.stringify(n)}`,
+      `expected an integer from ${KERNEL_MIN_MTU} to ${KERNEL_MAX_MTU}`);
+  }
+  return n;
+}

@@ -18,7 +18,8 @@ import { test } from 'node:test';
 
 export const HOST_IP = '198.51.100.1';
 export const OUTSIDE_IP = '198.51.100.2';
-export const KERNEL_CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'network.js');
+/** The `tapswitch` command (main.js): `network ...` and `run ...` both go through it. */
+export const KERNEL_CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const SANDBOX_FLAGS = ['--user', '--map-root-user', '--net', '--mount', '--propagation', 'private'];
 
 export function enterKernelSandbox(filename: string): boolean {
@@ -208,7 +209,7 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the kernel CLI entry (network.js) to completion. */
+/** Run the tapswitch CLI to completion. */
 export function cli(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): CliResult {
   const argv = [...prefix, process.execPath, KERNEL_CLI, ...args];
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });

@@ -4,14 +4,15 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { dataPlaneMissing } from '../helpers/sandbox';
 import {
-  ask, cli, enterKernelSandbox, exited, killAll, HOST, HOST_IP, makeOutside, netnsWhere, OUTSIDE_IP, sh, snapshot,
+  ask, cli, CLIENT_JS, enterKernelSandbox, KERNEL_CLI, exited, killAll, HOST, HOST_IP, makeOutside, netnsWhere, OUTSIDE_IP, sh, snapshot,
   startRun, startServer, type Outside, type Where,
 } from '../helpers/kernel-sandbox';
 
-interface Endpoint { container: string; ip: string; mac: string; netns: string; ports: string[] }
-interface Inspect { name: string; subnet: string; gateway: string; bridge: string; endpoints: Endpoint[] }
+interface Endpoint { container: string; ip: string; mac: string; mtu?: number; hostVeth: string; netns: string; ports: string[] }
+interface Inspect { name: string; subnet: string; gateway: string; bridge: string; mtu?: number; endpoints: Endpoint[] }
 
 function ok(args: string[]): string {
   const r = cli(args);
@@ -241,6 +242,229 @@ if (enterKernelSandbox(__filename)) {
     // CMD's status is passed through; a missing CMD is 127
     assert.equal(cli(['run', '--network', 'n1', '--', 'sh', '-c', 'exit 7']).code, 7);
     assert.equal(cli(['run', '--network', 'none', '--', '/nonexistent/cmd']).code, 127);
+  });
+
+  test('the default path: bridge as root, userspace without root; --network userspace is the TAP path either way', async (t) => {
+    // Root here: uid 0 with CAP_NET_ADMIN in the user namespace that owns this network namespace.
+    const def = cli(['run', '--', 'ip', '-br', 'addr']);
+    assert.equal(def.code, 0, def.stderr);
+    const br = inspect('bridge');
+    assert.match(def.stdout, /^eth0@\S+ +UP +172\.19\.0\.\d+\/16 /m, 'eth0 on the bridge network');
+    assert.equal(br.subnet, '172.19.0.0/16');
+    assert.doesNotMatch(def.stdout, /tap0/);
+    assert.deepEqual(inspect('bridge').endpoints, [], 'the endpoint went with CMD');
+
+    const noDataPlane = dataPlaneMissing();
+    if (noDataPlane) {
+      t.diagnostic(`userspace half skipped: ${noDataPlane}`);
+      return;
+    }
+    const us = cli(['run', '--network', 'userspace', '--', 'ip', '-br', 'addr']);
+    assert.equal(us.code, 0, us.stderr);
+    assert.match(us.stdout, /^tap0 +\S+ +10\.0\.2\.100\/24 /m);
+    assert.doesNotMatch(us.stdout, /eth0/);
+
+    // Not root: a nested user namespace as uid 5 (mapped, so no capabilities after exec), and root of
+    // a nested user namespace that does not own this network namespace (CapEff full, but useless here).
+    const asUid5 = ['unshare', '--user', '--map-user=5', '--map-group=5', '--'];
+    const asNestedRoot = ['unshare', '--user', '--map-root-user', '--'];
+    const probe = spawnSync(asUid5[0]!, [...asUid5.slice(1), 'true']);
+    if (probe.status !== 0) {
+      t.diagnostic(`non-root half skipped: unshare --map-user not available (${String(probe.stderr).trim()})`);
+      return;
+    }
+    for (const prefix of [asUid5, asNestedRoot]) {
+      const who = prefix.join(' ');
+      const r = cli(['run', '--map-user-only', '--', 'sh', '-c', 'id -u; ip -br addr'], {}, prefix);
+      assert.equal(r.code, 0, `${who}: ${r.stderr}`);
+      assert.match(r.stdout, /^tap0 +\S+ +10\.0\.2\.100\/24 /m, who);
+      assert.doesNotMatch(r.stdout, /eth0/, who);
+      // The kernel path asked for explicitly says what is missing and what to do.
+      const k = cli(['run', '--network', 'bridge', '--', 'true'], {}, prefix);
+      assert.equal(k.code, 69, `${who}: ${k.stderr}`);
+      assert.match(k.stderr, /^tapswitch: run --network bridge needs CAP_NET_ADMIN over this network namespace.*--network userspace \(the default without root\)$/m, who);
+    }
+    const nested = cli(['run', '--network', 'bridge', '--', 'true'], {}, asNestedRoot);
+    assert.match(nested.stderr, /belongs to another user namespace/);
+    assert.deepEqual(inspect('bridge').endpoints, []);
+  });
+
+  test('the kernel run honours the rootless run\'s flags: --mtu, -o mtu, --log-level, --stats, --dns-forward', async () => {
+    // --mtu: both ends of the veth
+    const m = await serverContainer('mtu1', 'n1', ['--mtu', '1400']);
+    assert.equal(m.ep.mtu, 1400);
+    assert.match(sh(m.at.prefix[0]!, [...m.at.prefix.slice(1), 'ip', '-o', 'link', 'show', 'dev', 'eth0']), / mtu 1400 /);
+    assert.match(sh('ip', ['-o', 'link', 'show', 'dev', m.ep.hostVeth]), / mtu 1400 /);
+    assert.equal(ask(m.at, OUTSIDE_IP, 7000), `internet: you are ${HOST_IP}`);
+    m.proc.kill('SIGTERM');
+    assert.equal(await exited(m.proc), 143);
+    // network create -o mtu (Docker's com.docker.network.driver.mtu): the bridge and its endpoints' default
+    ok(['network', 'create', '-o', 'com.docker.network.driver.mtu=1300', 'small']);
+    const small = inspect('small');
+    assert.equal(small.mtu, 1300);
+    assert.match(sh('ip', ['-o', 'link', 'show', 'dev', small.bridge]), / mtu 1300 /);
+    const d1 = cli(['run', '--network', 'small', '--', 'ip', '-o', 'link', 'show', 'dev', 'eth0']);
+    assert.equal(d1.code, 0, d1.stderr);
+    assert.match(d1.stdout, / mtu 1300 /);
+    const d2 = cli(['run', '--network', 'small', '--mtu', '1200', '--', 'cat', '/sys/class/net/eth0/mtu']);
+    assert.equal(d2.code, 0, d2.stderr);
+    assert.equal(d2.stdout.trim(), '1200', 'run --mtu wins; /sys is CMD\'s own network namespace\'s');
+    ok(['network', 'rm', 'small']);
+    for (const [args, re] of [
+      [['network', 'create', '-o', 'mtu=20', 'x'], /invalid MTU: 20/],
+      [['network', 'create', '-o', 'com.docker.network.bridge.name=x', 'x'], /unknown driver option/],
+      [['run', '--network', 'n1', '--mtu', '67', '--', 'true'], /invalid MTU: 67/],
+      [['run', '--network', 'none', '--mtu', '1400', '--', 'true'], /--mtu is not allowed with --network none/],
+    ] as Array<[string[], RegExp]>) {
+      const r = cli(args);
+      assert.equal(r.code, 65, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+    }
+
+    // --log-level: quiet by default; info says what was set up; debug shows every ip/nft command
+    const quiet = cli(['run', '--network', 'n1', '--', 'true']);
+    assert.equal(quiet.code, 0);
+    assert.equal(quiet.stderr, '');
+    const info = cli(['run', '--network', 'n1', '--name', 'logged', '--log-level', 'info', '--', 'true']);
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stderr, /^tapswitch: info: container logged: eth0 172\.17\.0\.\d+ 02:42:ac:11:00:[0-9a-f]{2} on network n1 \(host end tsw-v[0-9a-f]{10}\)/m);
+    assert.doesNotMatch(info.stderr, /debug/);
+    const dbg = cli(['run', '--network', 'n1', '--log-level', 'debug', '--', 'true']);
+    assert.equal(dbg.code, 0, dbg.stderr);
+    assert.match(dbg.stderr, /^tapswitch: debug: exec: ip link add name tsw-v[0-9a-f]{10} type veth peer name eth0 address 02:42:ac:11:00:[0-9a-f]{2} netns tsw-[0-9a-f]{12}$/m);
+    assert.match(dbg.stderr, /^tapswitch: debug: exec: ip netns del tsw-[0-9a-f]{12}$/m);
+
+    // --stats: eth0's kernel counters at exit, counting what CMD sent and received
+    const n1 = inspect('n1');
+    const st = cli(['run', '--network', 'n1', '--stats', '--', process.execPath, '-e', CLIENT_JS, n1.gateway, '7100', 'tcp', '3000']);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, /^hostsvc: you are 172\.17\.0\.\d+$/m);
+    assert.match(st.stderr, /^tapswitch: stats:$/m);
+    const counter = (name: string): number => Number(new RegExp(`^ +${name} +(\\d+)$`, 'm').exec(st.stderr)?.[1] ?? NaN);
+    assert.ok(counter('eth0_tx_packets') >= 3, `tx packets: ${st.stderr}`);
+    assert.ok(counter('eth0_rx_bytes') > 'hostsvc: you are 172.17.0.2'.length, `rx bytes: ${st.stderr}`);
+    const noEth = cli(['run', '--network', 'none', '--stats', '--', 'true']);
+    assert.equal(noEth.code, 65);
+    assert.match(noEth.stderr, /--stats is not allowed with --network none: `--network none` gives the container only lo/);
+
+    // resolv.conf: the host's nameservers the container can reach (not its loopback ones), search
+    // kept; --dns-forward ADDR instead. Run under a stand-in host resolv.conf (nested mount namespace).
+    const hostResolv = fs.readFileSync('/etc/resolv.conf', 'utf8');
+    const withResolv = (text: string): string[] => {
+      fs.writeFileSync('/run/tsw-test-resolv.conf', text);
+      return ['unshare', '--mount', '--', 'sh', '-c', 'mount --bind /run/tsw-test-resolv.conf /etc/resolv.conf && exec "$0" "$@"'];
+    };
+    const nameservers = (out: string): string[] => out.split('\n').filter((l) => l.startsWith('nameserver '));
+    const r1 = cli(['run', '--network', 'n1', '--', 'cat', '/etc/resolv.conf'], {},
+      withResolv('nameserver 127.0.0.53\nnameserver 198.51.100.2\nsearch example.test\n'));
+    assert.equal(r1.code, 0, r1.stderr);
+    assert.deepEqual(nameservers(r1.stdout), ['nameserver 198.51.100.2']);
+    assert.match(r1.stdout, /^search example\.test$/m);
+    assert.equal(r1.stderr, '');
+    const r2 = cli(['run', '--network', 'n1', '--dns-forward', '198.51.100.9', '--', 'cat', '/etc/resolv.conf'], {},
+      withResolv('nameserver 198.51.100.2\n'));
+    assert.deepEqual(nameservers(r2.stdout), ['nameserver 198.51.100.9']);
+    const r3 = cli(['run', '--network', 'n1', '--', 'true'], {}, withResolv('nameserver 127.0.0.53\n'));
+    assert.equal(r3.code, 0, r3.stderr);
+    assert.match(r3.stderr, /^tapswitch: warn: the container has no nameserver: the host's nameservers \(127\.0\.0\.53\) are on its loopback.*\(pass --dns-forward ADDR\)$/m);
+    // a joined container gets one too
+    const j = await serverContainer('resolv1', 'n1');
+    const r4 = cli(['run', '--network', 'container:resolv1', '--dns-forward', '198.51.100.7', '--', 'cat', '/etc/resolv.conf']);
+    assert.deepEqual(nameservers(r4.stdout), ['nameserver 198.51.100.7']);
+    j.proc.kill('SIGTERM');
+    await exited(j.proc);
+    for (const [args, re] of [
+      [['--dns-forward', '198.51.100.9:5353'], /cannot use a port other than 53/],
+      [['--dns-forward', '127.0.0.53'], /a loopback address is the container's own/],
+    ] as Array<[string[], RegExp]>) {
+      const r = cli(['run', '--network', 'n1', ...args, '--', 'true']);
+      assert.equal(r.code, 65, r.stderr);
+      assert.match(r.stderr, re);
+    }
+    fs.unlinkSync('/run/tsw-test-resolv.conf');
+    assert.equal(fs.readFileSync('/etc/resolv.conf', 'utf8'), hostResolv, 'the host\'s resolv.conf is untouched');
+  });
+
+  test('the kernel run: environment, working directory, exit statuses, signals passed on; flags of the userspace path refused', async () => {
+    const env = spawnSync(process.execPath, [KERNEL_CLI, 'run', '--network', 'n1', '--', 'sh', '-c', 'pwd; echo "$TSW_PROBE"'],
+      { cwd: '/run', env: { ...process.env, TSW_PROBE: 'passed through' }, encoding: 'utf8' });
+    assert.equal(env.status, 0, env.stderr);
+    assert.equal(env.stdout, '/run\npassed through\n');
+
+    assert.equal(cli(['run', '--network', 'n1', '--', 'sh', '-c', 'exit 9']).code, 9);
+    assert.equal(cli(['run', '--network', 'n1', '--', '/nonexistent/cmd']).code, 127);
+    fs.writeFileSync('/run/tsw-noexec', '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+    assert.equal(cli(['run', '--network', 'n1', '--', '/run/tsw-noexec']).code, 126);
+    fs.unlinkSync('/run/tsw-noexec');
+    assert.equal(cli(['run', '--network', 'n1', '--', 'sh', '-c', 'kill -KILL $$']).code, 137);
+    assert.equal(cli(['run', '--network', 'host', '--', 'sh', '-c', 'exit 4']).code, 4);
+
+    // SIGTERM/SIGINT/SIGHUP reach CMD; its own status comes back; the endpoint goes with it
+    for (const [sig, script, want] of [
+      ['SIGTERM', 'trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done', 42],
+      ['SIGINT', 'echo ready; exec sleep 1000', 130],
+      ['SIGHUP', 'echo ready; exec sleep 1000', 129],
+    ] as const) {
+      const c = await startRun(['--network', 'n1', '--name', 'sig', '--', 'sh', '-c', script]);
+      assert.deepEqual(inspect('n1').endpoints.map((e) => e.container), ['sig']);
+      c.kill(sig);
+      assert.equal(await exited(c), want, sig);
+      assert.deepEqual(inspect('n1').endpoints, [], `${sig}: endpoint removed`);
+    }
+
+    // Flags of the userspace path: refused before anything is created, naming why and the way out
+    for (const [args, re] of [
+      [['--network', 'n1', '--queues', '2'], /^tapswitch: --queues does not apply to --network n1: .*the kernel forwards the packets; pass --network userspace/],
+      [['--network', 'n1', '--cidr', '10.9.0.0/24'], /^tapswitch: --cidr does not apply to --network n1: .*network create --subnet CIDR/],
+      [['--map-user-only'], /^tapswitch: --map-user-only does not apply to the kernel path, the default as root: .*no new user namespace/],
+      [['--network', 'userspace', '--name', 'x'], /^tapswitch: --name does not apply to --network userspace: .*pass --network bridge/],
+    ] as Array<[string[], RegExp]>) {
+      const r = cli(['run', ...args, '--', 'true']);
+      assert.equal(r.code, 64, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1);
+    }
+    assert.deepEqual(inspect('n1').endpoints, []);
+  });
+
+  test('the host\'s loopback is out of reach (--disable-host-loopback is always in force here), even for a forged destination', async () => {
+    // A host service bound to 127.0.0.1 only, and a control service on every address.
+    const HOSTLO_JS = `const d = require('node:dgram');
+      for (const [port, addr] of [[7301, '127.0.0.1'], [7302, '0.0.0.0']]) {
+        const u = d.createSocket('udp4');
+        u.on('message', (m, r) => console.log('GOT ' + port + ' ' + m + ' from ' + r.address));
+        u.bind(port, addr, () => { if (port === 7302) console.log('ready'); });
+      }`;
+    const { spawn } = await import('node:child_process');
+    const { track, waitLine, lines } = await import('../helpers/kernel-sandbox');
+    const srv = track(spawn(process.execPath, ['-e', HOSTLO_JS], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const got: string[] = [];
+    const ready = waitLine(srv, /^ready$/);
+    lines(srv, (l) => got.push(l));
+    await ready;
+    const gw = inspect('n1').gateway;
+    // Inside: route 127.0.0.0/8 out of eth0 to the gateway (root there may), then send to the host's
+    // 127.0.0.1:7301 and, as a control that the path works, to the gateway's 7302.
+    const SEND_JS = `const u = require('node:dgram').createSocket('udp4');
+      u.send('forged', 7301, '127.0.0.1', () => u.send('control', 7302, '${gw}', () => setTimeout(() => process.exit(0), 300)));`;
+    const script = [
+      'echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet',
+      'ip route del local 127.0.0.0/8 dev lo table local',
+      'ip route del local 127.0.0.1 dev lo table local',
+      `ip route add 127.0.0.0/8 via ${gw} dev eth0`,
+      'ip -o route get 127.0.0.1',
+      `exec "${process.execPath}" -e "$0"`,
+    ].join(' && ');
+    for (const flags of [['--disable-host-loopback'], []]) {
+      got.length = 0;
+      const r = cli(['run', '--network', 'n1', ...flags, '--', 'sh', '-c', script, SEND_JS]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /127\.0\.0\.1 via 172\.17\.0\.1 dev eth0/);
+      for (let i = 0; i < 40 && !got.some((l) => l.startsWith('GOT 7302')); i++) await new Promise((res) => setTimeout(res, 50));
+      await new Promise((res) => setTimeout(res, 200));
+      assert.deepEqual(got.map((l) => l.replace(/from .*/, 'from X')), ['GOT 7302 control from X'], `${flags.join(' ')}: ${got.join('; ')}`);
+    }
+    srv.kill('SIGKILL');
   });
 
   test('IPAM: allocation, release, --ip and --mac, veth details', async () => {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { parseArgs, type OptionSpec } from '../../src/cli/args';
 import { TapswitchError } from '../../src/control/errors';
-import { parseAttach, parseRun, usage } from '../../src/cli/main';
+import { parseAttach, parseRun, parseRunArgs, usage } from '../../src/cli/main';
 
 const specs: OptionSpec[] = [
   { name: 'mtu', short: 'm', value: true, help: '' },
@@ -98,23 +98,71 @@ test('--help lists every flag and the exit codes', () => {
     '--map-user-only', '--netns', '--userns', '--tap', '--help']) {
     assert.ok(text.includes(flag), flag);
   }
-  for (const status of ['64', '65', '69', '70', '125', '126', '127', '128+N']) assert.ok(text.includes(`  ${status} `), status);
+  for (const status of ['64', '65', '69', '70', '75', '125', '126', '127', '128+N']) assert.ok(text.includes(`  ${status} `), status);
 });
 
-test('run picks the kernel path only for its flags, before CMD', async () => {
-  const { wantsKernelPath } = await import('../../src/cli/main');
-  assert.equal(wantsKernelPath(['--network', 'x', '--', 'sh']), true);
-  assert.equal(wantsKernelPath(['--mtu', '9000', '--network=y', '--', 'sh']), true);
-  // --publish alone is the userspace path's port forwarding (issue 5); --network userspace too.
-  assert.equal(wantsKernelPath(['-p', '8080:80', 'sh']), false);
-  assert.equal(wantsKernelPath(['--publish=8080:80', '-p', '9090:90/udp', '--', 'sh']), false);
-  assert.equal(wantsKernelPath(['--network', 'userspace', '-p', '8080:80', 'sh']), false);
-  assert.equal(wantsKernelPath(['--network=userspace', 'sh']), false);
-  assert.equal(wantsKernelPath(['-p', '8080:80', '--network', 'bridge', 'sh']), true);
-  assert.equal(wantsKernelPath(['--network', 'none', 'sh']), true);
-  assert.equal(wantsKernelPath(['--network=container:x', 'sh']), true);
-  assert.equal(wantsKernelPath(['--name', 'c1', 'sh']), true);
-  assert.equal(wantsKernelPath(['--mtu', '9000', '--', 'sh', '--network', 'x']), false);
-  assert.equal(wantsKernelPath(['sh', '--network', 'x']), false);
-  assert.equal(wantsKernelPath(['--cidr', '10.0.2.0/24', 'ls']), false);
+test('run: --network, else root or not, picks the path; flags of the other path are refused, naming why', () => {
+  const root = () => true, user = () => false;
+  const pick = (argv: string[], r: () => boolean) => {
+    const c = parseRunArgs(argv, r);
+    assert.ok(c !== 'help');
+    return c;
+  };
+  // No --network: bridge as root, userspace otherwise; --network userspace either way.
+  assert.deepEqual([pick(['sh'], root).path, (pick(['sh'], root).options as { network?: string }).network], ['kernel', 'bridge']);
+  assert.equal(pick(['sh'], user).path, 'userspace');
+  assert.equal(pick(['--network', 'userspace', 'sh'], root).path, 'userspace');
+  assert.equal(pick(['--network=userspace', '-p', '8080:80', 'sh'], root).path, 'userspace');
+  // Any other value is the kernel path, root or not (it then needs CAP_NET_ADMIN and says so).
+  for (const net of ['bridge', 'none', 'host', 'container:x', 'web']) {
+    const c = pick(['--network', net, 'sh'], user);
+    assert.equal(c.path, 'kernel', net);
+    assert.equal((c.options as { network: string }).network, net);
+  }
+  // The root check is asked only when --network is absent.
+  let asked = 0;
+  pick(['--network', 'web', 'sh'], () => { asked++; return true; });
+  assert.equal(asked, 0);
+  // Options end at CMD: its own --network is its own.
+  assert.deepEqual(pick(['--mtu', '9000', '--', 'sh', '--network', 'x'], user).options.command, ['sh', '--network', 'x']);
+  assert.equal(pick(['sh', '--network', 'x'], user).path, 'userspace');
+
+  // The kernel path's options, every shared flag carried over.
+  const k = pick(['--network', 'web', '--name=api', '-p', '8080:80', '--publish=127.0.0.1:53:53/udp', '--ip', '172.18.0.9',
+    '--mac-address', '02:42:ac:12:00:09', '--mtu', '1400', '--dns-forward', '192.0.2.53', '--log-level', 'debug', '--stats',
+    '--disable-host-loopback', '--', 'nginx', '-g', 'daemon off;'], user);
+  assert.equal(k.path, 'kernel');
+  assert.deepEqual(k.options, {
+    network: 'web', name: 'api', publish: ['8080:80', '127.0.0.1:53:53/udp'], ip: '172.18.0.9', mac: '02:42:ac:12:00:09',
+    mtu: 1400, dnsForward: '192.0.2.53', logLevel: 'debug', stats: true, hostLoopback: false, command: ['nginx', '-g', 'daemon off;'],
+  });
+  const plain = pick(['--net=none', 'true'], user);
+  assert.deepEqual(plain.options, { network: 'none', publish: [], logLevel: 'warn', stats: false, hostLoopback: true, command: ['true'] });
+
+  // Flags of the other path: usage errors (64) that name the flag, the path and the way out.
+  const cases: Array<[string[], () => boolean, RegExp]> = [
+    [['--queues', '2', 'sh'], root, /--queues does not apply to the kernel path, the default as root: .*worker threads.*pass --network userspace/],
+    [['--cidr', '10.1.0.0/24', '--network', 'web', 'sh'], user, /--cidr does not apply to --network web: .*network create --subnet/],
+    [['--map-user-only', 'sh'], root, /--map-user-only does not apply to the kernel path.*no new user namespace/],
+    [['--name', 'c1', 'sh'], user, /--name does not apply to the userspace path, the default without root: .*pass --network bridge/],
+    [['--network', 'userspace', '--ip', '10.0.2.5', 'sh'], root, /--ip does not apply to --network userspace: .*\+100/],
+    [['--mac', '02:00:00:00:00:01', 'sh'], user, /--mac does not apply/],
+  ];
+  for (const [argv, r, re] of cases) {
+    const e = usageErr(() => parseRunArgs(argv, r));
+    assert.equal(e.code, 'ERR_USAGE', argv.join(' '));
+    assert.match(e.message, re);
+  }
+  // Values are still checked on the kernel path.
+  assert.equal(usageErr(() => parseRunArgs(['--network', 'web', '--mtu', '1', 'sh'], user)).code, 'ERR_BAD_MTU');
+  assert.equal(usageErr(() => parseRunArgs(['--network=', 'sh'], user)).code, 'ERR_BAD_VALUE');
+  assert.equal(usageErr(() => parseRunArgs(['--network', 'web'], user)).code, 'ERR_USAGE');
+});
+
+test('--help states the default-path rule and every run flag', () => {
+  const text = usage();
+  assert.match(text, /no --network +bridge as root, userspace otherwise/);
+  assert.match(text, /uid 0 with CAP_NET_ADMIN/);
+  for (const flag of ['--network MODE', '--name NAME', '--ip ADDR', '--mac MAC', '--publish']) assert.ok(text.includes(flag), flag);
+  assert.ok(!text.includes('--mac-address'), 'aliases stay out of the help');
 });

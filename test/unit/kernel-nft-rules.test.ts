@@ -40,6 +40,8 @@ test('one network, published ports in exact-match maps, internal network isolate
   // a forged loopback destination from outside is never translated
   assert.match(s, /type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local ip daddr != 127\.0\.0\.0\/8 jump hostports/);
   assert.match(s, /type nat hook output priority -100; policy accept;\n    fib daddr type local jump hostports/);
+  // nor delivered to the host's loopback services (route_localnet is on for our bridges)
+  assert.match(s, /chain input \{\n    type filter hook input priority filter; policy accept;\n    iifname @bridges ip daddr 127\.0\.0\.0\/8 ct status dnat accept\n    iifname @bridges ip daddr 127\.0\.0\.0\/8 drop\n  \}/);
 });
 
 test('port clashes: wildcard claims every address', () => {

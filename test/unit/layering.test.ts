@@ -33,13 +33,6 @@ const TYPE_CONTRACTS = new Set(['worker/protocol', 'translate/types', 'switch/sw
 const EXCEPTIONS: Record<string, string> = {
   'netns -> control/errors': 'coded errors are shared by every edge; to move into a leaf module',
   'netns -> control/log': 'Logger type; to move into a leaf module',
-  'cli -> kernel/driver': 'network commands drive the kernel driver directly; to move behind control',
-  'cli -> kernel/errors': 'as above',
-  'cli -> kernel/host': 'as above',
-  'cli -> kernel/run': 'as above',
-  'cli -> kernel/state': 'as above',
-  'cli -> kernel/validate': 'as above',
-  'cli -> wire/addr': 'address formatting in the slirp4netns front end',
 };
 
 function* sources(dir: string): Generator<string> {
