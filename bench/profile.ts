@@ -114,7 +114,7 @@ async function profileInside(o: Opts): Promise<void> {
   fs.mkdirSync(o.dir, { recursive: true });
   const srv = await iperf3.startServer([], 5201);
   // Node 20 refuses --cpu-prof in NODE_OPTIONS: pass it as a flag (worker threads inherit execArgv).
-  const args = ['--cpu-prof', `--cpu-prof-dir=${o.dir}`, TAPSWITCH_CLI, 'run', '--mtu', String(o.mtu), '--queues', String(o.queues), '--',
+  const args = ['--cpu-prof', `--cpu-prof-dir=${o.dir}`, TAPSWITCH_CLI, 'run', '--network', 'userspace', '--mtu', String(o.mtu), '--queues', String(o.queues), '--',
     'iperf3', ...iperf3.clientArgs({ host: '10.0.2.2', port: 5201, seconds: o.duration, reverse: o.reverse, parallel: o.parallel,
       ...(o.udp !== null ? { udpRate: o.udp } : {}) })];
   const child = spawnTracked(process.execPath, args);

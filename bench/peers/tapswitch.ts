@@ -40,7 +40,7 @@ export const tapswitch: Peer = {
   },
   async setup(cfg: PeerConfig): Promise<Container> {
     const publish = helpHasPublish(runHelp());
-    const args = [TAPSWITCH_CLI, 'run', '--mtu', String(cfg.mtu), '--queues', String(cfg.queues ?? 1)];
+    const args = [TAPSWITCH_CLI, 'run', '--network', 'userspace', '--mtu', String(cfg.mtu), '--queues', String(cfg.queues ?? 1)];
     if (publish) for (const p of cfg.forwardPorts) args.push('--publish', `${p}:${p}`);
     args.push('--', '/bin/sh', '-c', 'echo $$; exec sleep 1000000');
     const child = spawnTracked(process.execPath, args);

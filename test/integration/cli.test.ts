@@ -17,7 +17,7 @@ if (ensureSandbox(__filename)) {
       t.diagnostic(note);
       await fn(t);
     });
-  const run = (args: string[], timeoutMs?: number) => runCli(['run', ...args], { entry, ...(timeoutMs ? { timeoutMs } : {}) });
+  const run = (args: string[], timeoutMs?: number) => runCli(['run', '--network', 'userspace', ...args], { entry, ...(timeoutMs ? { timeoutMs } : {}) });
 
   /** One line on stderr of the form `tapswitch: <what went wrong>: <what to do>`. */
   const oneLineError = (stderr: string, re: RegExp) => {
@@ -46,7 +46,7 @@ if (ensureSandbox(__filename)) {
       ['10.0.2.100/24', 'CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24'],
     ];
     for (const [cidr, text] of cases) {
-      const r = await runCli(['run', '--cidr', cidr, '--', 'true']);
+      const r = await runCli(['run', '--network', 'userspace', '--cidr', cidr, '--', 'true']);
       assert.equal(r.code, 65, cidr);
       oneLineError(r.stderr, new RegExp(`^tapswitch: ${text.replace(/[./]/g, '\\$&')}: `));
     }
@@ -54,7 +54,7 @@ if (ensureSandbox(__filename)) {
 
   test('bad values exit 65; a missing command is a usage error', async () => {
     for (const args of [['--mtu', '67'], ['--mtu', '65521'], ['--queues', '0'], ['--log-level', 'chatty'], ['--dns-forward', 'x']]) {
-      const r = await runCli(['run', ...args, '--', 'true']);
+      const r = await runCli(['run', '--network', 'userspace', ...args, '--', 'true']);
       assert.equal(r.code, 65, args.join(' '));
       oneLineError(r.stderr, /./);
     }
@@ -88,7 +88,7 @@ if (ensureSandbox(__filename)) {
 
   test('a missing /dev/net/tun is ERR_NO_TUN (69) saying to load the module', async () => {
     // Hide /dev/net in a nested mount namespace only.
-    const r = spawnSyncOut('unshare', ['--mount', '--', 'sh', '-c', `mount -t tmpfs none /dev/net && exec "${process.execPath}" "${CLI}" run -- true`]);
+    const r = spawnSyncOut('unshare', ['--mount', '--', 'sh', '-c', `mount -t tmpfs none /dev/net && exec "${process.execPath}" "${CLI}" run --network userspace -- true`]);
     assert.equal(r.status, 69);
     oneLineError(r.stderr, /\/dev\/net\/tun is missing: load the tun module/);
   });
@@ -102,7 +102,7 @@ if (ensureSandbox(__filename)) {
   life('a missing command exits 127, a non-executable one 126', async () => {
     // A plain PATH: an unsearchable directory on PATH (e.g. root's, under `su`) makes sh say 126.
     const env = { ...process.env, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
-    const r = await runCli(['run', '--', 'tapswitch-no-such-command'], { entry, env });
+    const r = await runCli(['run', '--network', 'userspace', '--', 'tapswitch-no-such-command'], { entry, env });
     assert.equal(r.code, 127, r.stderr);
     assert.match(r.stderr, /not found/);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-noexec-'));
@@ -132,7 +132,7 @@ if (ensureSandbox(__filename)) {
   life('a dangling /etc/resolv.conf symlink is left alone with a warning; CMD still runs', async () => {
     // A nested mount namespace with an empty /etc whose resolv.conf points nowhere.
     const r = spawnSyncOut('unshare', ['--mount', '--', 'sh', '-c',
-      `mount -t tmpfs none /etc && ln -s /run/nowhere/stub-resolv.conf /etc/resolv.conf && exec "${process.execPath}" "${entry}" run -- sh -c 'exit 3'`]);
+      `mount -t tmpfs none /etc && ln -s /run/nowhere/stub-resolv.conf /etc/resolv.conf && exec "${process.execPath}" "${entry}" run --network userspace -- sh -c 'exit 3'`]);
     assert.equal(r.status, 3, r.stderr);
     assert.match(r.stderr, /^tapswitch: warn: leaving the container's \/etc\/resolv.conf as it is: \/etc\/resolv.conf is a dangling symlink to \/run\/nowhere\/stub-resolv.conf$/m);
   });
@@ -174,7 +174,7 @@ if (ensureSandbox(__filename)) {
       const script = trapped
         ? 'trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done'
         : `echo ready; exec sleep 1000`;
-      const child = track(spawn(process.execPath, [entry, 'run', '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      const child = track(spawn(process.execPath, [entry, 'run', '--network', 'userspace', '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] }));
       await waitForLine(child, (l) => l === 'ready', 20_000);
       await new Promise((res) => setTimeout(res, 100));
       const done = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
@@ -185,7 +185,7 @@ if (ensureSandbox(__filename)) {
 
   test('a data plane that keeps crashing stops CMD and exits 70 with one line', { skip: noTap ?? false, timeout: 60_000 }, async () => {
     // Always the stand-in here: it can be told to crash.
-    const r = await runCli(['run', '--', 'sleep', '1000'], { entry: STANDIN_CLI, env: { ...process.env, TSW_FAKE_WORKER: 'crash-after-ready' } });
+    const r = await runCli(['run', '--network', 'userspace', '--', 'sleep', '1000'], { entry: STANDIN_CLI, env: { ...process.env, TSW_FAKE_WORKER: 'crash-after-ready' } });
     assert.equal(r.code, 70, r.stderr);
     const lines = r.stderr.trimEnd().split('\n');
     assert.equal(lines.filter((l) => l.includes('restarting its worker')).length, 5);

@@ -18,7 +18,7 @@ const MB20 = 20 * 1000 * 1000;
 type Result = Record<string, unknown>;
 
 async function inContainer(probes: object[], flags: string[] = []): Promise<{ results: Result[]; stderr: string; code: number | null }> {
-  const r = await runCli(['run', '--stats', ...flags, '--', process.execPath, CLIENT, JSON.stringify({ probes })], { timeoutMs: 120_000 });
+  const r = await runCli(['run', '--network', 'userspace', '--stats', ...flags, '--', process.execPath, CLIENT, JSON.stringify({ probes })], { timeoutMs: 120_000 });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   let results: Result[] = [];
   try { results = (JSON.parse(line) as { results: Result[] }).results; } catch { /* asserted below */ }
@@ -114,7 +114,7 @@ if (ensureSandbox(__filename)) {
     // mapped in the sandbox, so a wider range would be rejected with EINVAL).
     const gid = process.getgid?.() ?? 0;
     fs.writeFileSync('/proc/sys/net/ipv4/ping_group_range', `${gid} ${gid}`);
-    const r = await runCli(['run', '--', 'busybox', 'ping', '-c', '2', '-W', '3', OUTSIDE_ADDR], { timeoutMs: 30_000 });
+    const r = await runCli(['run', '--network', 'userspace', '--', 'busybox', 'ping', '-c', '2', '-W', '3', OUTSIDE_ADDR], { timeoutMs: 30_000 });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /2 packets received/);
   });

@@ -42,7 +42,7 @@ if (ensureSandbox(__filename)) {
       probes.push({ kind: 'tcp-upload', host: OUTSIDE_ADDR, port: servers.sha!.port, bytes: 5 * MB });
       probes.push({ kind: 'tcp-download', host: OUTSIDE_ADDR, port: servers.send!.port, bytes: 5 * MB });
     }
-    const r = await runCli(['run', '--queues', '2', '--stats', '--', process.execPath, CLIENT, JSON.stringify({ probes, parallel: true })], { timeoutMs: 100_000 });
+    const r = await runCli(['run', '--network', 'userspace', '--queues', '2', '--stats', '--', process.execPath, CLIENT, JSON.stringify({ probes, parallel: true })], { timeoutMs: 100_000 });
     assert.equal(r.code, 0, r.stderr);
     const results = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { results: Array<Record<string, unknown>> }).results;
     assert.equal(results.length, probes.length);

@@ -218,7 +218,7 @@ if (ensureSandbox(__filename)) {
     const marker = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-pub-')), 'ran');
     const server = path.join(ROOT, 'dist', 'test', 'helpers', 'servers', 'tcp-server.js');
     const udpServer = path.join(ROOT, 'dist', 'test', 'helpers', 'servers', 'udp-echo-server.js');
-    const runProc = track(spawn(process.execPath, [CLI, 'run', '-p', '9080:80', '-p', '127.0.0.1:9081:80', '-p', '9053:53/udp', '--', 'sh', '-c',
+    const runProc = track(spawn(process.execPath, [CLI, 'run', '--network', 'userspace', '-p', '9080:80', '-p', '127.0.0.1:9081:80', '-p', '9053:53/udp', '--', 'sh', '-c',
       `"${process.execPath}" "${udpServer}" --port 53 >/dev/null & exec "${process.execPath}" "${server}" --port 80`], { stdio: ['ignore', 'pipe', 'pipe'] }));
     await waitForLine(runProc, (l) => l.startsWith('{"ready":true'), 30_000);
     await new Promise((r) => setTimeout(r, 300)); // the UDP server too
@@ -228,7 +228,7 @@ if (ensureSandbox(__filename)) {
     assert.equal((await probe(outside, ['tcp', HOST_ADDR, '9081', ''])).error, 'ECONNREFUSED');
     assert.match(String((await probe(outside, ['udp', HOST_ADDR, '9053', 'x'])).data), new RegExp(`^you are ${OUTSIDE_ADDR.replace(/\./g, '\\.')}:\\d+\\nx$`));
     // 9080 is taken now: a second run must fail before its CMD runs.
-    const r = await runCli(['run', '-p', '9080:80', '--', 'touch', marker]);
+    const r = await runCli(['run', '--network', 'userspace', '-p', '9080:80', '--', 'touch', marker]);
     assert.equal(r.code, 125, r.stderr);
     assert.match(r.stderr, /^tapswitch: cannot publish 0\.0\.0\.0:9080 -> 10\.0\.2\.100:80\/tcp: host port 9080\/tcp is already in use: /);
     assert.equal(fs.existsSync(marker), false, 'CMD must not have run');

@@ -19,7 +19,7 @@ if (ensureSandbox(__filename)) {
   after(() => cleanup());
 
   test('a crashed worker is logged and restarted; its flows are reset, new flows work', { skip: missing ?? false, timeout: 60_000 }, async () => {
-    const r = await runCli(['run', '--', process.execPath, CLIENT, OUTSIDE_ADDR, String(echo.port)], {
+    const r = await runCli(['run', '--network', 'userspace', '--', process.execPath, CLIENT, OUTSIDE_ADDR, String(echo.port)], {
       timeoutMs: 45_000, env: { ...process.env, TAPSWITCH_TEST_HOOKS: '1' },
     });
     assert.equal(r.code, 0, r.stderr);
