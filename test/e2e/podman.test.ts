@@ -11,16 +11,18 @@
 // itself, but without any real privilege): it then starts slirp4netns with `-c -e 3 -r 4
 // --netns-type=path` exactly as rootless Podman does.
 //
-// `network_cmd_options = ["enable_ipv6=false"]`: Podman 4.3 asks slirp4netns for IPv6 by default
-// and refuses ("enable_ipv6 not supported") a binary whose --help does not offer --enable-ipv6;
-// tapswitch-slirp4netns has no IPv6 yet, so it does not offer it. Same setting for both.
+// IPv6 stays at Podman's default: Podman 4.3 passes --enable-ipv6 whenever the binary's --help
+// offers it (and refuses a binary without it: "enable_ipv6 not supported"). The container must then
+// get a SLAAC address in fd00::/64 from the router advertisements, ping the gateway fd00::2, and
+// reach an outside IPv6 server (2001:db8::1) as the host's 2001:db8::2. Podman passes
+// --disable-host-loopback by default, so fd00::2 (the host's ::1) must be unreachable, as 10.0.2.2 is.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { HOST, HOST_ADDR, OUTSIDE_ADDR, ROOT, dataPlaneMissing, makeOutside, probe, startServer, track, useResolvConf } from '../helpers/sandbox';
+import { HOST, HOST_ADDR, OUTSIDE_ADDR, ROOT, dataPlaneMissing, makeOutside, probe, sh, startServer, track, useResolvConf } from '../helpers/sandbox';
 import { ensureWideSandbox, slirp4netnsImpls, which } from '../helpers/e2e-sandbox';
 
 const BIN = path.join(ROOT, 'dist', 'src', 'cli', 'slirp4netns.js');
@@ -55,7 +57,7 @@ if (ensureWideSandbox(__filename)) {
     const file = path.join(base, `containers-${path.basename(networkCmd)}.conf`);
     fs.writeFileSync(file, [
       '[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "file"', 'runtime = "runc"',
-      `network_cmd_path = "${networkCmd}"`, 'network_cmd_options = ["enable_ipv6=false"]', '',
+      `network_cmd_path = "${networkCmd}"`, '',
     ].join('\n'));
     return file;
   };
@@ -67,7 +69,7 @@ if (ensureWideSandbox(__filename)) {
     for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
     fs.copyFileSync(which('busybox') as string, path.join(rootfs, 'bin', 'busybox'));
     fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
-    for (const a of ['sh', 'echo', 'cat', 'ip', 'nc', 'nslookup', 'sleep']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
+    for (const a of ['sh', 'echo', 'cat', 'ip', 'nc', 'nslookup', 'sleep', 'grep', 'ping']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
     const tar = path.join(base, 'rootfs.tar');
     const t = spawnSync('tar', ['-C', rootfs, '-cf', tar, '.'], { encoding: 'utf8' });
     assert.equal(t.status, 0, t.stderr);
@@ -78,7 +80,17 @@ if (ensureWideSandbox(__filename)) {
     useResolvConf('nameserver 127.0.0.1\n');
     await startServer(HOST, 'dns-server', ['--host', '127.0.0.1', '--port', '53']);
   };
-  const outsideP = missing ? null : makeOutside();
+  const OUTSIDE6 = '2001:db8::1';
+  const HOST6 = '2001:db8::2';
+  const outsideP = missing ? null : makeOutside().then((o) => {
+    // The outside also gets an IPv6 address, reached over the same veth.
+    const hostIf = /^\d+: (tsw-h\d+)@/m.exec(sh('ip', ['-o', 'link', 'show', 'type', 'veth']))?.[1];
+    const outIf = /^\d+: (tsw-o\d+)@/m.exec(sh('nsenter', [`--net=${o.netnsPath}`, 'ip', '-o', 'link', 'show', 'type', 'veth']))?.[1];
+    assert.ok(hostIf && outIf, 'veth names of makeOutside()');
+    sh('ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', hostIf, 'nodad']);
+    sh('nsenter', [`--net=${o.netnsPath}`, 'ip', '-6', 'addr', 'add', `${OUTSIDE6}/64`, 'dev', outIf, 'nodad']);
+    return o;
+  });
 
   for (const impl of impls) {
     test(`Podman 4.3 + ${impl.name}: published port, DNS via 10.0.2.3, outbound; called with -c -e 3 -r 4`,
@@ -88,11 +100,18 @@ if (ensureWideSandbox(__filename)) {
         await setup;
         const outside = await outsideP!;
         const srv = await startServer(outside, 'tcp-server', ['--port', '0']);
+        const srv6 = await startServer(outside, 'tcp-server', ['--host', OUTSIDE6, '--port', '0']);
         const hostPort = port++;
         const script = [
           'ip -4 -o addr show tap0',
           'nslookup tapswitch.test 10.0.2.3',
           `echo "outbound: $(nc ${OUTSIDE_ADDR} ${srv.port} </dev/null)"`,
+          // SLAAC: wait out duplicate address detection (the address is "tentative" until then).
+          'i=0; while [ $i -lt 100 ] && ! ip -6 -o addr show dev tap0 scope global | grep -v tentative | grep -q "inet6 fd00:"; do sleep 0.1; i=$((i+1)); done',
+          'ip -6 -o addr show dev tap0 scope global',
+          'ping -6 -c 1 -W 5 fd00::2 >/dev/null && echo "ping6: ok"',
+          `echo "outbound6: $(nc ${OUTSIDE6} ${srv6.port} </dev/null 2>&1)"`,
+          `echo "host loopback6: $(nc fd00::2 ${srv6.port} </dev/null 2>&1)"`,
           'echo READY',
           'printf "hello from podman\\n" | nc -l -p 80',
         ].join('; ');
@@ -111,6 +130,10 @@ if (ensureWideSandbox(__filename)) {
         assert.match(out, /inet 10\.0\.2\.100\/24 /);
         assert.match(out, /Address( 1)?:\s+198\.51\.100\.7/, `DNS through the forwarder: ${out}`);
         assert.match(out, new RegExp(`outbound: you are ${HOST_ADDR.replace(/\./g, '\\.')}:\\d+`));
+        assert.match(out, /inet6 fd00::[0-9a-f:]+\/64 scope global/, `SLAAC address from the RA: ${out}`);
+        assert.match(out, /ping6: ok/, `ping -6 fd00::2: ${out}`);
+        assert.match(out, new RegExp(`outbound6: you are ${HOST6}:\\d+`), `IPv6 outbound: ${out}`);
+        assert.match(out, /host loopback6: nc: can't connect to remote host: Network is unreachable/, `--disable-host-loopback: ${out}`);
         let got: Record<string, unknown> = {};
         for (let i = 0; i < 50; i++) {
           got = await probe(HOST, ['tcp', '127.0.0.1', String(hostPort), '']);
@@ -126,7 +149,10 @@ if (ensureWideSandbox(__filename)) {
         assert.match(run, / -c -e 3 -r 4 /);
         assert.match(run, /--netns-type=path \S+ tap0$/);
         assert.match(run, /--api-socket /);
+        assert.match(run, / --enable-ipv6 /, 'Podman asks for IPv6 when --help offers it');
+        assert.match(run, /--disable-host-loopback/);
         srv.stop();
+        srv6.stop();
       });
   }
 }
