@@ -52,7 +52,8 @@
 // --outbound-addr6), in the same table: an IPv6 flow's guestIp is fold6() of its address, always
 // negative, so IPv4 lookups never stop at it (see flow-table.ts) and the IPv4 path is unchanged.
 // The gateway fd00::2 stands for ::1, fd00::3:53 for the (IPv4) upstream, sent to v4-mapped from
-// the dual-stack socket (so not with --outbound-addr6, which binds it to one IPv6 address). A
+// the dual-stack socket (under --outbound-addr6, which binds that socket to one IPv6 address, from
+// a second, IPv4 socket of the flow's, made on first use). A
 // reply's source passes under the same rules (never loopback, link-local, multicast, v4-mapped or
 // inside the guest's /64, unless it is a remembered peer); udp6-emit.ts builds the frames, and
 // failed sends are answered with ICMPv6 (icmp6-error.ts).
@@ -184,6 +185,14 @@ class UdpFlow implements LruEntry<UdpFlow> {
   /** IPv6 flows: the guest's address (guestIp holds its fold6()), and the cached destination's. */
   guestIp6: Uint8Array | null = null;
   cDst6: Uint8Array | null = null;
+  /**
+   * IPv6 flows under --outbound-addr6: their socket is bound to one IPv6 address and cannot reach
+   * an IPv4 upstream (the DNS address's) v4-mapped, so that goes through this IPv4 socket, made on
+   * first use (bound4: its 'listening' was seen). cUse4: the cached destination goes through it.
+   */
+  sock4: dgram.Socket | null = null;
+  bound4 = false;
+  cUse4 = false;
   closed = false;
   /** The socket is bound ('listening' seen): sends go straight to libuv. */
   bound = false;
@@ -315,7 +324,10 @@ export class UdpTranslator implements ProtocolTranslator {
         this.icmpError6(IcmpUnreachCode.NET, v6.gateway, 0, b, ip.o, ip.totalLength);
         return;
       }
-      addr = asInet6(t.address);
+      // An IPv4 upstream goes v4-mapped through the dual-stack socket, or through sock4 when
+      // --outbound-addr6 pins that socket to an IPv6 address.
+      const use4 = !t.address.includes(':') && v6.outboundAddr !== undefined;
+      addr = use4 ? t.address : asInet6(t.address);
       hport = t.port;
       if (flow === null) {
         const created = this.createFlow(key, g, sport, now, b.slice(so, so + 16));
@@ -324,7 +336,7 @@ export class UdpTranslator implements ProtocolTranslator {
       }
       const cd = flow.cDst6 ?? (flow.cDst6 = new Uint8Array(16));
       for (let i = 0; i < 16; i++) cd[i] = b[dO + i]!;
-      flow.cDst = dfold; flow.cPort = dport; flow.cAddr = addr; flow.cHostPort = hport;
+      flow.cDst = dfold; flow.cPort = dport; flow.cAddr = addr; flow.cHostPort = hport; flow.cUse4 = use4;
       const toGateway = ipv6Equal(b, dO, v6.gateway, 0);
       if (toGateway) flow.dialedGateway = true;
       if (toGateway || (v6.dns !== null && ipv6Equal(b, dO, v6.dns, 0)) || !this.isRoutable6(b, dO)) {
@@ -340,7 +352,12 @@ export class UdpTranslator implements ProtocolTranslator {
     const i = ring.begin(frame.owner, frame.slot, b, ip.o, ip.totalLength, 0);
     if (i < 0) { count(c, UdpCounters.TX_DROP_BACKLOG); return; }
     const len = u.payloadLength;
-    const sock = flow.sock;
+    const sock = flow.cUse4 ? this.socket4(flow) : flow.sock;
+    if (sock === null) {
+      count(c, UdpCounters.TX_DROP_SOCKET);
+      ring.callback(i)(null);
+      return;
+    }
     try {
       sock.send(b, u.payloadOffset, len, hport, addr, ring.callback(i));
     } catch {
@@ -348,7 +365,7 @@ export class UdpTranslator implements ProtocolTranslator {
       ring.callback(i)(null);
       return;
     }
-    if (flow.bound && sock.getSendQueueCount() === 0) ring.settle(i);
+    if ((flow.cUse4 ? flow.bound4 : flow.bound) && sock.getSendQueueCount() === 0) ring.settle(i);
     count(c, UdpCounters.TX_DATAGRAMS);
     count(c, UdpCounters.TX_BYTES, len);
   }
@@ -552,6 +569,30 @@ export class UdpTranslator implements ProtocolTranslator {
     } catch {
       // Already closed (an error closed it first): nothing left to release.
     }
+    if (flow.sock4 !== null) {
+      try { flow.sock4.close(); } catch { /* already closed */ }
+    }
+  }
+
+  /** An IPv6 flow's IPv4 socket (see UdpFlow.sock4), made on first use; null when it cannot be. */
+  private socket4(flow: UdpFlow): dgram.Socket | null {
+    if (flow.sock4 !== null) return flow.sock4;
+    let s: dgram.Socket;
+    try {
+      s = dgram.createSocket({ type: 'udp4', lookup: syncLookup as never });
+    } catch {
+      return null;
+    }
+    flow.sock4 = s;
+    s.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onHostMessage6(flow, msg, rinfo));
+    s.on('error', (err: Error) => this.onSocketError(flow, err));
+    s.on('listening', () => { flow.bound4 = true; });
+    try {
+      s.bind({ port: 0, address: this.cfg.outboundAddr, exclusive: true });
+    } catch (err) {
+      this.onSocketError(flow, err as Error);
+    }
+    return flow.closed ? null : s;
   }
 
   private rememberPeer(flow: UdpFlow, hostAddr: string, hostPort: number, guestIp: number, guestPort: number): void {

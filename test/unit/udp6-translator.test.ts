@@ -103,6 +103,31 @@ if (!SANDBOX) {
     assert.ok(l4Checksum6Ok(f));
   });
 
+  test('IPv6 with --outbound-addr6: sources are that address; the IPv4 upstream still answers through the flow', async (t) => {
+    const up = await server((d) => Buffer.from(`answer:${d.toString()}`), '127.0.0.1');
+    const gw = await server();
+    const h = new Harness(config({ dnsUpstreams: [`127.0.0.1:${up.port}`],
+      ipv6: { prefix: 'fd00::', prefixLength: 64, gateway: 'fd00::2', dns: 'fd00::3', linkLocal: 'fe80::2', outboundAddr: '::1' } }));
+    const tr = new UdpTranslator(h.ctx);
+    h.use(tr);
+    t.after(() => { tr.close(); up.sock.close(); gw.sock.close(); });
+    h.inject(udp6Frame({ dst: DNS6, sport: 40008, dport: 53, payload: enc('q1') }));
+    h.inject(udp6Frame({ dst: GATEWAY6, sport: 40008, dport: gw.port, payload: enc('hi') }));
+    await waitFor(() => h.sent.length === 2, 3000, 'two answers');
+    assert.equal(up.seen[0]!.address, '127.0.0.1');
+    assert.equal(gw.seen[0]!.address, '::1', 'the IPv6 socket is bound to the outbound address');
+    assert.equal(tr.flowCount, 1, 'one flow, two sockets');
+    const dns = h.sent.find((f) => same(parse6(f).src, DNS6));
+    assert.ok(dns, 'the answer comes from fd00::3');
+    assert.equal(u16(dns, 64), 53);
+    assert.equal(dec(udp6Payload(dns)), 'answer:q1');
+    // The same source port upstream for every query of the flow (endpoint-independent).
+    h.inject(udp6Frame({ dst: DNS6, sport: 40008, dport: 53, payload: enc('q2') }));
+    await waitFor(() => up.seen.length === 2, 3000, 'second query');
+    assert.equal(up.seen[1]!.port, up.seen[0]!.port);
+    assert.equal(h.counters[UdpCounters.TX_ERROR] ?? 0, 0);
+  });
+
   test('IPv6 endpoint-independent mapping: one host port per guest source; other ::1 ports appear as the gateway', async (t) => {
     const a = await server();
     // b answers from a different socket (port), as a server farm or STUN would.
