@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { HOST, HOST_ADDR, OUTSIDE_ADDR, ROOT, dataPlaneMissing, makeOutside, probe, sh, startServer, track, useResolvConf } from '../helpers/sandbox';
+import { HOST, HOST_ADDR, HOST_ADDR6, OUTSIDE_ADDR, OUTSIDE_ADDR6, ROOT, addOutsideIpv6, dataPlaneMissing, makeOutside, probe, startServer, track, useResolvConf } from '../helpers/sandbox';
 import { ensureWideSandbox, slirp4netnsImpls, which } from '../helpers/e2e-sandbox';
 
 const BIN = path.join(ROOT, 'dist', 'src', 'cli', 'slirp4netns.js');
@@ -80,17 +80,7 @@ if (ensureWideSandbox(__filename)) {
     useResolvConf('nameserver 127.0.0.1\n');
     await startServer(HOST, 'dns-server', ['--host', '127.0.0.1', '--port', '53']);
   };
-  const OUTSIDE6 = '2001:db8::1';
-  const HOST6 = '2001:db8::2';
-  const outsideP = missing ? null : makeOutside().then((o) => {
-    // The outside also gets an IPv6 address, reached over the same veth.
-    const hostIf = /^\d+: (tsw-h\d+)@/m.exec(sh('ip', ['-o', 'link', 'show', 'type', 'veth']))?.[1];
-    const outIf = /^\d+: (tsw-o\d+)@/m.exec(sh('nsenter', [`--net=${o.netnsPath}`, 'ip', '-o', 'link', 'show', 'type', 'veth']))?.[1];
-    assert.ok(hostIf && outIf, 'veth names of makeOutside()');
-    sh('ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', hostIf, 'nodad']);
-    sh('nsenter', [`--net=${o.netnsPath}`, 'ip', '-6', 'addr', 'add', `${OUTSIDE6}/64`, 'dev', outIf, 'nodad']);
-    return o;
-  });
+  const outsideP = missing ? null : makeOutside().then(addOutsideIpv6);
 
   for (const impl of impls) {
     test(`Podman 4.3 + ${impl.name}: published port, DNS via 10.0.2.3, outbound; called with -c -e 3 -r 4`,
@@ -100,7 +90,7 @@ if (ensureWideSandbox(__filename)) {
         await setup;
         const outside = await outsideP!;
         const srv = await startServer(outside, 'tcp-server', ['--port', '0']);
-        const srv6 = await startServer(outside, 'tcp-server', ['--host', OUTSIDE6, '--port', '0']);
+        const srv6 = await startServer(outside, 'tcp-server', ['--host', OUTSIDE_ADDR6, '--port', '0']);
         const hostPort = port++;
         const script = [
           'ip -4 -o addr show tap0',
@@ -110,7 +100,7 @@ if (ensureWideSandbox(__filename)) {
           'i=0; while [ $i -lt 100 ] && ! ip -6 -o addr show dev tap0 scope global | grep -v tentative | grep -q "inet6 fd00:"; do sleep 0.1; i=$((i+1)); done',
           'ip -6 -o addr show dev tap0 scope global',
           'ping -6 -c 1 -W 5 fd00::2 >/dev/null && echo "ping6: ok"',
-          `echo "outbound6: $(nc ${OUTSIDE6} ${srv6.port} </dev/null 2>&1)"`,
+          `echo "outbound6: $(nc ${OUTSIDE_ADDR6} ${srv6.port} </dev/null 2>&1)"`,
           `echo "host loopback6: $(nc fd00::2 ${srv6.port} </dev/null 2>&1)"`,
           'echo READY',
           'printf "hello from podman\\n" | nc -l -p 80',
@@ -132,7 +122,7 @@ if (ensureWideSandbox(__filename)) {
         assert.match(out, new RegExp(`outbound: you are ${HOST_ADDR.replace(/\./g, '\\.')}:\\d+`));
         assert.match(out, /inet6 fd00::[0-9a-f:]+\/64 scope global/, `SLAAC address from the RA: ${out}`);
         assert.match(out, /ping6: ok/, `ping -6 fd00::2: ${out}`);
-        assert.match(out, new RegExp(`outbound6: you are ${HOST6}:\\d+`), `IPv6 outbound: ${out}`);
+        assert.match(out, new RegExp(`outbound6: you are ${HOST_ADDR6}:\\d+`), `IPv6 outbound: ${out}`);
         assert.match(out, /host loopback6: nc: can't connect to remote host: Network is unreachable/, `--disable-host-loopback: ${out}`);
         let got: Record<string, unknown> = {};
         for (let i = 0; i < 50; i++) {

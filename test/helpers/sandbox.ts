@@ -191,6 +191,9 @@ export async function startServer(place: Place, script: string, args: string[] =
 export interface Outside extends Place {
   pid: number;
   netnsPath: string;
+  /** The veth between the sandbox host (hostIf) and the outside (outsideIf). */
+  hostIf: string;
+  outsideIf: string;
 }
 
 let outsideCount = 0;
@@ -204,7 +207,7 @@ export async function makeOutside(): Promise<Outside> {
   const hostIf = `tsw-h${n}`;
   const outIf = `tsw-o${n}`;
   const netnsPath = `/proc/${pid}/ns/net`;
-  const place: Outside = { pid, netnsPath, prefix: ['nsenter', `--net=${netnsPath}`], name: 'outside' };
+  const place: Outside = { pid, netnsPath, prefix: ['nsenter', `--net=${netnsPath}`], name: 'outside', hostIf, outsideIf: outIf };
   sh('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', outIf, 'netns', String(pid)]);
   sh('ip', ['addr', 'add', `${HOST_ADDR}/24`, 'dev', hostIf]);
   sh('ip', ['link', 'set', hostIf, 'up']);
@@ -213,6 +216,20 @@ export async function makeOutside(): Promise<Outside> {
   for (const a of OUTSIDE_EXTRA) shIn(place, 'ip', ['addr', 'add', `${a}/24`, 'dev', outIf]);
   shIn(place, 'ip', ['link', 'set', outIf, 'up']);
   return place;
+}
+
+/** IPv6 addresses of an outside made by makeOutside() after addOutsideIpv6(): there, and the sandbox host's side. */
+export const OUTSIDE_ADDR6 = '2001:db8::1';
+export const HOST_ADDR6 = '2001:db8::2';
+
+/**
+ * Give an outside (and the sandbox host's end of its veth) IPv6 addresses on 2001:db8::/64, without
+ * duplicate address detection so they are usable at once. Idempotent (`ip addr replace`).
+ */
+export function addOutsideIpv6(o: Outside): Outside {
+  sh('ip', ['-6', 'addr', 'replace', `${HOST_ADDR6}/64`, 'dev', o.hostIf, 'nodad']);
+  shIn(o, 'ip', ['-6', 'addr', 'replace', `${OUTSIDE_ADDR6}/64`, 'dev', o.outsideIf, 'nodad']);
+  return o;
 }
 
 /** Replace /etc/resolv.conf in this sandbox's private mount namespace. */
