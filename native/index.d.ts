@@ -100,6 +100,17 @@ export class Poller {
   close(): void;
 }
 
+/**
+ * Send up to 64 datagrams in as few syscalls as possible: datagram i is
+ * buf[offsets[i], offsets[i] + lengths[i]) from socket fds[i] (a bound UDP socket) to the IPv4
+ * address addrs[i] (host order) port ports[i]; consecutive entries with one fd are one
+ * sendmmsg(2). results[i] becomes 0 (sent) or -errno; a full socket buffer (EAGAIN, ENOBUFS)
+ * fails the rest of that fd's run without retrying. Returns how many failed. Ranges and ports are
+ * checked (TypeError) before anything is sent.
+ */
+export function sendDatagrams4(fds: Int32Array, buf: Uint8Array, offsets: Int32Array, lengths: Int32Array,
+  addrs: Uint32Array, ports: Int32Array, count: number, results: Int32Array): number;
+
 /** socket(AF_INET|AF_INET6, SOCK_DGRAM, IPPROTO_ICMP|ICMPV6), non-blocking. fd or -errno. */
 export function openPingSocket(family: 4 | 6): number;
 

@@ -624,6 +624,119 @@ static napi_value js_writev(napi_env env, napi_callback_info info)
 	return int_result(env, n < 0 ? -errno : n);
 }
 
+/*
+ * sendDatagrams4(fds, buf, offsets, lengths, addrs, ports, count, results): datagram i is
+ * buf[offsets[i], offsets[i] + lengths[i]) sent from socket fds[i] to IPv4 addrs[i]:ports[i]
+ * (host order). Consecutive entries with the same fd go out in one sendmmsg(2). results[i] is 0
+ * (sent) or -errno; a full socket buffer (EAGAIN, ENOBUFS) fails the rest of that fd's run at once.
+ * Returns the number of datagrams that failed. Every range is checked before anything is sent.
+ */
+#define SEND_BATCH_MAX 64
+
+static int arg_typed(napi_env env, napi_value v, const char *name, napi_typedarray_type want,
+		     const char *what, void **data, size_t *len)
+{
+	napi_typedarray_type type;
+	bool is_ta = false;
+
+	NAPI_CALL_INT(env, napi_is_typedarray(env, v, &is_ta));
+	if (is_ta)
+		NAPI_CALL_INT(env, napi_get_typedarray_info(env, v, &type, len, data, NULL, NULL));
+	if (!is_ta || type != want)
+		return throw_type(env, "ERR_INVALID_ARG_TYPE", "%s must be a%s", name, what);
+	if (*data == NULL)
+		*len = 0;
+	return 0;
+}
+
+static napi_value js_send_datagrams4(napi_env env, napi_callback_info info)
+{
+	struct mmsghdr msgs[SEND_BATCH_MAX];
+	struct iovec iov[SEND_BATCH_MAX];
+	struct sockaddr_in sa[SEND_BATCH_MAX];
+	napi_value argv[8];
+	size_t argc = 8, buf_len, n_fds, n_off, n_len, n_addr, n_port, n_res;
+	uint8_t *buf;
+	int32_t *fds, *offsets, *lengths, *ports, *results;
+	uint32_t *addrs;
+	int64_t count, i, failures = 0;
+
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 8) {
+		throw_type(env, "ERR_INVALID_ARG_TYPE",
+			   "sendDatagrams4(fds, buf, offsets, lengths, addrs, ports, count, results): %zu arguments",
+			   argc);
+		return NULL;
+	}
+	if (arg_typed(env, argv[0], "fds", napi_int32_array, "n Int32Array", (void **)&fds, &n_fds) < 0 ||
+	    arg_bytes(env, argv[1], "buf", &buf, &buf_len) < 0 ||
+	    arg_typed(env, argv[2], "offsets", napi_int32_array, "n Int32Array", (void **)&offsets, &n_off) < 0 ||
+	    arg_typed(env, argv[3], "lengths", napi_int32_array, "n Int32Array", (void **)&lengths, &n_len) < 0 ||
+	    arg_typed(env, argv[4], "addrs", napi_uint32_array, " Uint32Array", (void **)&addrs, &n_addr) < 0 ||
+	    arg_typed(env, argv[5], "ports", napi_int32_array, "n Int32Array", (void **)&ports, &n_port) < 0 ||
+	    arg_integer(env, argv[6], "count", 0, SEND_BATCH_MAX, &count) < 0 ||
+	    arg_typed(env, argv[7], "results", napi_int32_array, "n Int32Array", (void **)&results, &n_res) < 0)
+		return NULL;
+	if ((size_t)count > n_fds || (size_t)count > n_off || (size_t)count > n_len ||
+	    (size_t)count > n_addr || (size_t)count > n_port || (size_t)count > n_res) {
+		throw_type(env, "ERR_OUT_OF_RANGE", "count %lld exceeds an array's length", (long long)count);
+		return NULL;
+	}
+	for (i = 0; i < count; i++) {
+		if (fds[i] < 0 || offsets[i] < 0 || lengths[i] < 0 ||
+		    (size_t)offsets[i] + (size_t)lengths[i] > buf_len || ports[i] < 1 || ports[i] > 65535) {
+			throw_type(env, "ERR_OUT_OF_RANGE",
+				   "datagram %lld: fd %d, range [%d, +%d) of %zu bytes, port %d", (long long)i,
+				   fds[i], offsets[i], lengths[i], buf_len, ports[i]);
+			return NULL;
+		}
+		iov[i].iov_base = buf + offsets[i];
+		iov[i].iov_len = (size_t)lengths[i];
+		memset(&sa[i], 0, sizeof(sa[i]));
+		sa[i].sin_family = AF_INET;
+		sa[i].sin_port = htons((uint16_t)ports[i]);
+		sa[i].sin_addr.s_addr = htonl(addrs[i]);
+		memset(&msgs[i], 0, sizeof(msgs[i]));
+		msgs[i].msg_hdr.msg_name = &sa[i];
+		msgs[i].msg_hdr.msg_namelen = sizeof(sa[i]);
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	i = 0;
+	while (i < count) {
+		int64_t end = i, k = i;
+		int fd = fds[i];
+
+		while (end < count && fds[end] == fd)
+			end++;
+		while (k < end) {
+			int n = sendmmsg(fd, msgs + k, (unsigned int)(end - k), MSG_DONTWAIT);
+
+			if (n < 0) {
+				int err = errno;
+
+				if (err == EINTR)
+					continue;
+				if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+					for (; k < end; k++) {
+						results[k] = -err;
+						failures++;
+					}
+					break;
+				}
+				/* This datagram failed (sendmmsg reports the first failure): skip it. */
+				results[k++] = -err;
+				failures++;
+				continue;
+			}
+			for (; n > 0; n--)
+				results[k++] = 0;
+		}
+		i = end;
+	}
+	return int_result(env, failures);
+}
+
 static napi_value js_close(napi_env env, napi_callback_info info)
 {
 	napi_value argv[1];
@@ -978,6 +1091,7 @@ NAPI_MODULE_INIT()
 		{ "readBatch", js_read_batch },
 		{ "write", js_write },
 		{ "writev", js_writev },
+		{ "sendDatagrams4", js_send_datagrams4 },
 		{ "close", js_close },
 		{ "openPingSocket", js_open_ping_socket },
 	};

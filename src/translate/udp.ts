@@ -82,6 +82,7 @@ import { Udp6Emitter, Udp6EmitResult } from './udp6-emit';
 import type { DataPlaneConfig } from '../worker/protocol';
 import { asInet6, mapDestination, mapDestination6, parseIpv6Config, type Ipv6Addrs } from './host-map';
 import { ipv4FromString, SendRing, syncLookup } from './host-dgram';
+import { dgramFd, UdpSendBatch } from './host-batch';
 import { answerSendFailure, IcmpErrorResult, sendAbandoned, sendIcmpUnreachable } from './icmp-error';
 import { KeyedLruTable, Sweeper, type LruEntry } from './lru-table';
 import type { GuestSink, Logger, ProtocolTranslator, TranslatorContext } from './types';
@@ -196,6 +197,10 @@ class UdpFlow implements LruEntry<UdpFlow> {
   closed = false;
   /** The socket is bound ('listening' seen): sends go straight to libuv. */
   bound = false;
+  /** IPv4 flows, once bound: the socket's fd, for batched sends (host-batch.ts); -1: none. */
+  fd = -1;
+  /** cAddr as a u32 (-1: not an IPv4 literal). */
+  cAddrNum = -1;
   /** Table links (lru-table.ts); `twin`: guests whose addresses share the low 16 bits. */
   twin: UdpFlow | null = null;
   older: UdpFlow | null = null;
@@ -243,6 +248,8 @@ export class UdpTranslator implements ProtocolTranslator {
   private readonly sweeper: Sweeper;
   private readonly udp = new UdpView();
   private readonly ring: SendRing;
+  /** Guest -> host datagrams of the current receive batch, sent together (host-batch.ts). */
+  private readonly batch: UdpSendBatch;
   private warnedBind = false;
   /** Port-forward flows by flowKey(guestIp, guestPort); see addInbound(). */
   private readonly inbound = new Map<number, InboundFlow[]>();
@@ -275,6 +282,7 @@ export class UdpTranslator implements ProtocolTranslator {
     this.subnetMask = prefixMask(this.cfg.prefixLength);
     this.ring = new SendRing(Math.max(1, opts.maxPendingSends ?? UDP_DEFAULTS.maxPendingSends),
       (ring, i, err) => this.onSendFailed(ring, i, err));
+    this.batch = new UdpSendBatch(this.ring);
     this.v6 = parseIpv6Config(this.cfg);
     this.out6 = new Udp6Emitter(this.sink, this.cfg.mtu, this.maxFragments);
   }
@@ -413,6 +421,7 @@ export class UdpTranslator implements ProtocolTranslator {
         flow = created;
       }
       flow.cDst = dst; flow.cPort = dport; flow.cAddr = addr; flow.cHostPort = hport;
+      flow.cAddrNum = ipv4FromString(addr);
       if (dst === this.cfg.gateway) flow.dialedGateway = true;
       if (dst === this.cfg.gateway || dst === this.cfg.dns || !this.isRoutable(dst)) {
         this.rememberPeer(flow, addr, hport, dst, dport);
@@ -427,6 +436,13 @@ export class UdpTranslator implements ProtocolTranslator {
     if (i < 0) { count(c, UdpCounters.TX_DROP_BACKLOG); return; }
     const len = u.payloadLength;
     const sock = flow.sock;
+    if (flow.fd >= 0 && frame.slot >= 0 && flow.cAddrNum >= 0) {
+      // The frame stays in its retained slot until the batch is flushed (host-batch.ts).
+      this.batch.add(sock, flow.fd, ip.b, u.payloadOffset, len, flow.cAddrNum, addr, hport, i);
+      count(c, UdpCounters.TX_DATAGRAMS);
+      count(c, UdpCounters.TX_BYTES, len);
+      return;
+    }
     try {
       sock.send(ip.b, u.payloadOffset, len, hport, addr, ring.callback(i));
     } catch {
@@ -543,7 +559,7 @@ export class UdpTranslator implements ProtocolTranslator {
     if (guest6 === null) sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onHostMessage(flow, msg, rinfo));
     else sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onHostMessage6(flow, msg, rinfo));
     sock.on('error', (err: Error) => this.onSocketError(flow, err));
-    sock.on('listening', () => { flow.bound = true; });
+    sock.on('listening', () => { flow.bound = true; if (guest6 === null) flow.fd = dgramFd(sock); });
     this.flows.insert(flow);
     try {
       // With syncLookup the bind happens inside this call; a failure (a bad --outbound-addr)
@@ -561,6 +577,8 @@ export class UdpTranslator implements ProtocolTranslator {
 
   private closeFlow(flow: UdpFlow, reason: string | null): void {
     if (flow.closed) return;
+    // Queued datagrams name sockets by fd: send them before any fd can be closed and reused.
+    this.batch.flush();
     flow.closed = true;
     this.flows.remove(flow);
     if (reason !== null) count(this.counters, reason);

@@ -14,7 +14,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
+import * as dgram from 'node:dgram';
 import { native } from '../../src/link/native';
+import { dgramFd } from '../../src/translate/host-batch';
 import type { OpenTapError } from '../../native/index';
 
 const execFileAsync = (file: string, args: string[]) =>
@@ -802,6 +804,75 @@ describe('Poller', () => {
       assert.equal(calls, 1);
     } finally {
       for (const f of fifos) f.cleanup();
+    }
+  });
+});
+
+describe('sendDatagrams4', () => {
+  const bound = (): Promise<dgram.Socket> => new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.bind(0, '127.0.0.1', () => resolve(s));
+  });
+  const collect = (s: dgram.Socket, n: number): Promise<{ data: string; port: number }[]> => new Promise((resolve) => {
+    const got: { data: string; port: number }[] = [];
+    s.on('message', (m, r) => { got.push({ data: m.toString(), port: r.port }); if (got.length === n) resolve(got); });
+  });
+
+  test('runs of datagrams per fd leave in order from the right socket; failures per datagram', async () => {
+    const [a, b, rx1, rx2] = await Promise.all([bound(), bound(), bound(), bound()]);
+    try {
+      const fdA = dgramFd(a);
+      const fdB = dgramFd(b);
+      assert.ok(fdA >= 0 && fdB >= 0, 'dgram fds');
+      const text = 'one|two|three|four|five';
+      const buf = Buffer.from(text);
+      const words = text.split('|');
+      const offsets = new Int32Array(8);
+      const lengths = new Int32Array(8);
+      let o = 0;
+      words.forEach((w, i) => { offsets[i] = o; lengths[i] = w.length; o += w.length + 1; });
+      const lo = 0x7f000001;
+      const p1 = (rx1.address() as { port: number }).port;
+      const p2 = (rx2.address() as { port: number }).port;
+      // one, two from a to rx1; three from b to rx2; four, five from a to rx1 and rx2.
+      const fds = Int32Array.from([fdA, fdA, fdB, fdA, fdA, 0, 0, 0]);
+      const addrs = Uint32Array.from([lo, lo, lo, lo, lo, 0, 0, 0]);
+      const ports = Int32Array.from([p1, p1, p2, p1, p2, 1, 1, 1]);
+      const results = new Int32Array(8).fill(99);
+      const want1 = collect(rx1, 3);
+      const want2 = collect(rx2, 2);
+      assert.equal(native.sendDatagrams4(fds, buf, offsets, lengths, addrs, ports, 5, results), 0);
+      assert.deepEqual([...results.subarray(0, 5)], [0, 0, 0, 0, 0]);
+      const pa = (a.address() as { port: number }).port;
+      const pb = (b.address() as { port: number }).port;
+      assert.deepEqual(await want1, [{ data: 'one', port: pa }, { data: 'two', port: pa }, { data: 'four', port: pa }]);
+      const got2 = await want2;
+      assert.deepEqual(got2, [{ data: 'three', port: pb }, { data: 'five', port: pa }]);
+
+      // A non-socket fd fails its own datagrams only (ENOTSOCK), the rest still go out.
+      const r = fs.openSync('/dev/null', 'r');
+      try {
+        const more = collect(rx1, 1);
+        fds.set([r, fdA]);
+        ports.set([p1, p1]);
+        const failed = native.sendDatagrams4(fds, buf, offsets, lengths, addrs, ports, 2, results);
+        assert.equal(failed, 1);
+        assert.equal(results[0], -os.constants.errno.ENOTSOCK);
+        assert.equal(results[1], 0);
+        assert.deepEqual(await more, [{ data: 'two', port: pa }]);
+      } finally {
+        fs.closeSync(r);
+      }
+      // Ranges, ports and counts are checked before anything is sent.
+      const bad = (f: () => void) => assert.throws(f, (e: NodeJS.ErrnoException) => e instanceof TypeError);
+      bad(() => native.sendDatagrams4(fds, buf, Int32Array.from([buf.length]), Int32Array.from([1]), addrs, ports, 1, results));
+      bad(() => native.sendDatagrams4(fds, buf, offsets, lengths, addrs, Int32Array.from([0]), 1, results));
+      bad(() => native.sendDatagrams4(fds, buf, offsets, lengths, addrs, ports, 65, results));
+      bad(() => native.sendDatagrams4(fds, buf, offsets, lengths, addrs, ports, 9, results));
+      bad(() => native.sendDatagrams4(fds, buf, offsets, lengths, new Int32Array(8) as unknown as Uint32Array, ports, 1, results));
+      assert.equal(native.sendDatagrams4(fds, buf, offsets, lengths, addrs, ports, 0, results), 0);
+    } finally {
+      for (const s of [a, b, rx1, rx2]) s.close();
     }
   });
 });
