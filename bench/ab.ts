@@ -11,6 +11,7 @@
 // systems rotates from round to round. The report gives per system the median, min and max, and
 // per variant the median of the per-round ratios to the first variant (paired in time, the most
 // robust figure when the load swings), and the load average at each round's start.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -31,13 +32,15 @@ interface AbOptions {
   queues: number;
   duration: number;
   repeat: number;
+  /** Print kernel drop counters around each test (host UDP, the container's tap0/eth0). */
+  diag: boolean;
 }
 
 const PEERS: Partial<Record<SystemName, Peer>> = { slirp4netns, pasta, veth };
 const TASKS: readonly TaskKind[] = ['tcp_c2h_1', 'tcp_h2c_1', 'tcp_c2h_4', 'tcp_h2c_4', 'udp_c2h', 'rr', 'crr', 'pf_tcp', 'pf_rr32'];
 
 export function parseAbArgs(argv: string[]): AbOptions {
-  const o: AbOptions = { variants: [], peers: [], tests: ['tcp_h2c_1'], mtu: 1500, queues: 1, duration: 5, repeat: 5 };
+  const o: AbOptions = { variants: [], peers: [], tests: ['tcp_h2c_1'], mtu: 1500, queues: 1, duration: 5, repeat: 5, diag: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = (): string => {
@@ -68,6 +71,7 @@ export function parseAbArgs(argv: string[]): AbOptions {
     else if (a === '--queues') o.queues = Number(v());
     else if (a === '--duration') o.duration = Number(v());
     else if (a === '--repeat') o.repeat = Number(v());
+    else if (a === '--diag') o.diag = true;
     else throw new Error(`unknown option ${a}`);
   }
   if (o.variants.length === 0) throw new Error('at least one --variant NAME=DIR');
@@ -84,6 +88,26 @@ function supportsUserspaceFlag(cli: string): boolean {
     helpCache.set(cli, v);
   }
   return v;
+}
+
+/** Kernel counters that say where datagrams were lost: host UDP and the container's first link. */
+function dropCounters(c: Container): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    const snmp = fs.readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+    const names = snmp[0]!.split(/\s+/).slice(1);
+    const vals = snmp[1]!.split(/\s+/).slice(1).map(Number);
+    names.forEach((n, i) => { if (['InDatagrams', 'RcvbufErrors', 'InErrors', 'SndbufErrors'].includes(n)) out[`host.${n}`] = vals[i]!; });
+  } catch { /* no snmp */ }
+  const r = spawnSync(c.exec[0]!, [...c.exec.slice(1), 'cat', '/proc/net/dev'], { encoding: 'utf8' });
+  for (const line of (r.stdout ?? '').split('\n')) {
+    const m = /^\s*(\w+):\s*(.*)$/.exec(line);
+    if (!m || m[1] === 'lo') continue;
+    const f = m[2]!.trim().split(/\s+/).map(Number);
+    out[`${m[1]}.rxPackets`] = f[1]!; out[`${m[1]}.rxDrop`] = f[3]!; out[`${m[1]}.txPackets`] = f[9]!; out[`${m[1]}.txDrop`] = f[11]!;
+    break;
+  }
+  return out;
 }
 
 async function setupVariant(v: Variant, mtu: number, queues: number, ports: number[]): Promise<Container> {
@@ -140,6 +164,7 @@ async function inside(o: AbOptions): Promise<void> {
         for (const t of o.tests) {
           let s: Sample = {};
           let cpu = NaN;
+          const before = o.diag ? dropCounters(c) : {};
           try {
             const out = await runTask(t, c, opts);
             s = out.sample ?? {};
@@ -157,6 +182,10 @@ async function inside(o: AbOptions): Promise<void> {
             const k = `${t}.cpuSecPerGB`;
             if (!m.has(k)) m.set(k, []);
             m.get(k)![round] = cpu;
+          }
+          if (o.diag) {
+            const after = dropCounters(c);
+            process.stderr.write(`  counters: ${Object.keys(after).map((k) => `${k}+${after[k]! - (before[k] ?? 0)}`).join(' ')}\n`);
           }
           process.stderr.write(`[${round + 1}/${o.repeat}] load ${fmt(loads[round]!)} ${name.padEnd(16)} ${t.padEnd(10)} ` +
             `${Object.entries(s).map(([k, x]) => `${k}=${fmt(x)}`).join(' ')}${Number.isFinite(cpu) ? ` cpu=${fmt(cpu)}s/GB` : ''}\n`);
