@@ -6,7 +6,8 @@
 //                         [--mtu 1500] [--queues 1] [--duration 5] [--repeat 5]
 //
 // A variant is NAME=DIR[,ENV=VALUE...]: DIR holds dist/src/cli/main.js and build/Release (a copy of
-// an older build, or the source tree), ENV entries are set for that variant's tapswitch process.
+// an older build, or the source tree), ENV entries are set for that variant's tapswitch process;
+// the pseudo-entry @queues=N overrides --queues for that variant (q1 vs q2 of one build).
 // Each round sets every system up afresh, runs every test once, tears it down; the order of the
 // systems rotates from round to round. The report gives per system the median, min and max, and
 // per variant the median of the per-round ratios to the first variant (paired in time, the most
@@ -115,7 +116,9 @@ async function setupVariant(v: Variant, mtu: number, queues: number, ports: numb
   const args = [cli, 'run', ...(supportsUserspaceFlag(cli) ? ['--network', 'userspace'] : []), '--mtu', String(mtu), '--queues', String(queues)];
   for (const p of ports) args.push('--publish', `${p}:${p}`);
   args.push('--', '/bin/sh', '-c', 'echo $$; exec sleep 1000000');
-  const child = spawnTracked(process.execPath, args, { env: { ...process.env, ...v.env } });
+  const env: Record<string, string | undefined> = { ...process.env, ...v.env };
+  delete env['@queues'];
+  const child = spawnTracked(process.execPath, args, { env });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
   const line = await waitForLine(child, (l) => /^\d+$/.test(l.trim()), 20_000);
@@ -153,7 +156,7 @@ async function inside(o: AbOptions): Promise<void> {
       const variant = o.variants.find((v) => v.name === name);
       let c: Container;
       try {
-        c = variant ? await setupVariant(variant, o.mtu, o.queues, [5301, 5302])
+        c = variant ? await setupVariant(variant, o.mtu, Number(variant.env['@queues'] ?? o.queues), [5301, 5302])
           : await PEERS[o.peers.find((p) => `${p}@${o.mtu}` === name)!]!.setup({
             system: o.peers.find((p) => `${p}@${o.mtu}` === name)!, mtu: o.mtu, forwardPorts: [5301, 5302] });
       } catch (e) {
