@@ -88,7 +88,7 @@ export const PATH_RULE = `Which path \`run\` takes:
   userspace-only; --name, --ip, --mac are kernel-only. On the kernel path --mtu sets the veth's MTU,
   --dns-forward ADDR is the container's nameserver (default: the host's non-loopback ones), --stats
   prints eth0's counters, --log-level debug shows every ip/nft command; --disable-host-loopback is
-  always in force there (containers reach the host only at the gateway address).`;
+  always in force there (the host's 127.0.0.1 is out of reach, even for a forged destination).`;
 
 export function usage(): string {
   return `tapswitch ${version()}: rootless container networking in userspace

@@ -19,8 +19,9 @@
 //   --publish          DNAT rules + a held host socket, as Docker does
 //   --log-level        info: what was set up; debug: every `ip`/`nft` command run
 //   --stats            eth0's kernel counters (rx/tx bytes, packets, errors, drops) at exit
-//   --disable-host-loopback   always in force here: containers reach the host at the gateway
-//                      address only, never its 127.0.0.1
+//   --disable-host-loopback   always in force here: the host's 127.0.0.1 is never reachable from a
+//                      kernel container (its 127.0.0.1 is its own lo; a forged loopback destination
+//                      is dropped by the table's input chain, see kernel/nft-rules.ts)
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { DEFAULT_NETWORK, KernelDriver } from '../kernel/driver';
@@ -47,7 +48,7 @@ export interface KernelRunOptions {
   mtu?: number;
   /** The container's nameserver (IPv4, port 53). */
   dnsForward?: string;
-  /** false for `--disable-host-loopback` (always the case on this path; accepted for symmetry). */
+  /** false for `--disable-host-loopback`: nothing to do, the host's loopback is never reachable on this path. */
   hostLoopback?: boolean;
   stats?: boolean;
   logLevel?: LogLevel;
