@@ -211,6 +211,7 @@ export async function runKernel(o: KernelRunOptions, log: Logger): Promise<numbe
       const target = driver.findContainer(mode.slice('container:'.length));
       log.info(`joining the network namespace of container ${target.name ?? target.id.slice(0, 12)} (${target.netns})`);
       o.onReady?.({ netns: target.netns });
+      await new Promise((resolve) => setImmediate(resolve));
       if (early) return signalStatus(early);
       cmd = spawnCommand(o.command, target.netns, resolv?.path);
       return await cmd.status;
@@ -228,6 +229,8 @@ export async function runKernel(o: KernelRunOptions, log: Logger): Promise<numbe
       log.info(ep ? `container ${c.name ?? c.id.slice(0, 12)}: eth0 ${ep.ip} ${ep.mac}${ep.mtu !== undefined ? ` mtu ${ep.mtu}` : ''} on network ${mode} (host end ${ep.hostVeth}), netns ${c.netns}`
         : `container ${c.name ?? c.id.slice(0, 12)}: only lo, netns ${c.netns}`);
       o.onReady?.({ netns: c.netns, ...(ep ? { ip: ep.ip, mac: ep.mac } : {}) });
+      // Set-up ran synchronously: let a signal that arrived meanwhile reach onSignal (poll phase) first.
+      await new Promise((resolve) => setImmediate(resolve));
       if (early) {
         log.debug(`${early} before CMD started: not running it`);
         return signalStatus(early);

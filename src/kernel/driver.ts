@@ -63,9 +63,14 @@ export interface NetworkInspect {
   ports: Array<{ container: string; hostIp: string; hostPort: number; containerIp: string; containerPort: number; proto: string }>;
 }
 
-/** Fault injection for the crash tests: `TAPSWITCH_TEST_CRASH=<point>` kills us with SIGKILL there. */
+/**
+ * Fault injection for the crash tests: `TAPSWITCH_TEST_CRASH=<point>` kills us with SIGKILL there;
+ * `TAPSWITCH_TEST_SIGNAL=<point>` sends us SIGTERM there (handled once the transaction returns, as
+ * a signal arriving mid-set-up would be).
+ */
 function crashPoint(name: string): void {
   if (process.env.TAPSWITCH_TEST_CRASH === name) process.kill(process.pid, 'SIGKILL');
+  if (process.env.TAPSWITCH_TEST_SIGNAL === name) process.kill(process.pid, 'SIGTERM');
 }
 
 function newId(): string {

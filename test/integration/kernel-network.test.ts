@@ -412,6 +412,14 @@ if (enterKernelSandbox(__filename)) {
       assert.deepEqual(inspect('n1').endpoints, [], `${sig}: endpoint removed`);
     }
 
+    // A signal during set-up abandons it: CMD never runs, the endpoint is removed, 128+N
+    const early = cli(['run', '--network', 'n1', '--name', 'early', '--', 'sh', '-c', 'echo CMD ran'],
+      { TAPSWITCH_TEST_SIGNAL: 'container-create:after-endpoint' });
+    assert.equal(early.code, 143, early.stderr);
+    assert.equal(early.stdout, '');
+    assert.deepEqual(inspect('n1').endpoints, []);
+    assert.doesNotMatch(sh('ip', ['-br', 'link']), /tsw-v/);
+
     // Flags of the userspace path: refused before anything is created, naming why and the way out
     for (const [args, re] of [
       [['--network', 'n1', '--queues', '2'], /^tapswitch: --queues does not apply to --network n1: .*the kernel forwards the packets; pass --network userspace/],
