@@ -65,12 +65,10 @@ export function ensureSandbox(filename: string): boolean {
 
 function setupInside(): void {
   sh('ip', ['link', 'set', 'lo', 'up']);
-  // Let ping sockets work for any group in this namespace (Debian's default is "nobody").
-  try {
-    fs.writeFileSync('/proc/sys/net/ipv4/ping_group_range', '0 2147483647');
-  } catch {
-    // older kernels: leave it
-  }
+  // Let ping sockets (ICMPv6 ones too) work for our group in this namespace (Debian's default is
+  // "nobody"). Only a gid mapped in the sandbox may be named: a wider range is refused (EINVAL).
+  const gid = process.getgid?.() ?? 0;
+  fs.writeFileSync('/proc/sys/net/ipv4/ping_group_range', `${gid} ${gid}`);
   // If the outer process dies (the test runner killed it on a timeout or cancellation), it cannot
   // take us along: notice being orphaned and exit, killing what we started, instead of running on.
   const outer = process.ppid;
