@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { inSandbox, reexecInSandbox, sandboxUnavailable, setupInside, spawnTracked, stop, teardownInside, waitForLine } from './sandbox';
 import { median } from './measure/stats';
+import { peakRssMiB } from './measure/proc';
 import { HOST_RR_PORT, runTask, startRrServer, TASK_METRICS, type Options, type Sample, type TaskKind } from './run';
 import type { Container, Peer, SystemName } from './peers/types';
 import { slirp4netns } from './peers/slirp4netns';
@@ -194,6 +195,11 @@ async function inside(o: AbOptions): Promise<void> {
             `${Object.entries(s).map(([k, x]) => `${k}=${fmt(x)}`).join(' ')}${Number.isFinite(cpu) ? ` cpu=${fmt(cpu)}s/GB` : ''}\n`);
         }
       } finally {
+        if (c.dataPlanePid !== null) {
+          const m = samples.get(name)!;
+          if (!m.has('rssPeakMiB')) m.set('rssPeakMiB', []);
+          m.get('rssPeakMiB')![round] = peakRssMiB(c.dataPlanePid);
+        }
         await c.teardown();
       }
     }
