@@ -111,6 +111,27 @@ export function formatTable(doc: Pick<BenchDoc, 'results' | 'configs'>): string 
   return out.join('\n');
 }
 
+/**
+ * The spread behind each median: "min..max" of the samples per metric and configuration (only
+ * metrics with more than one sample anywhere). Empty when every cell had one sample.
+ */
+export function formatSpread(doc: Pick<BenchDoc, 'results' | 'configs'>): string {
+  const configs = doc.configs.filter((c) => c.skipped === undefined);
+  const rows: string[][] = [['metric (min..max)', 'unit', ...configs.map((c) => c.id)]];
+  for (const m of METRICS) {
+    let multi = false;
+    const cells = configs.map((c) => {
+      const r = findResult(doc, c.id, m.id);
+      const xs = (r?.samples ?? []).filter((x) => Number.isFinite(x));
+      if (xs.length > 1) multi = true;
+      if (xs.length === 0) return '';
+      return `${formatValue(Math.min(...xs), m.decimals)}..${formatValue(Math.max(...xs), m.decimals)}`;
+    });
+    if (multi) rows.push([m.label, m.unit, ...cells]);
+  }
+  return rows.length > 1 ? alignRows(rows) : '';
+}
+
 export interface Ratio {
   metric: string;
   tapswitch: string;

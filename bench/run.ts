@@ -24,7 +24,7 @@ import { tapswitch } from './peers/tapswitch';
 import { slirp4netns } from './peers/slirp4netns';
 import { pasta } from './peers/pasta';
 import { veth } from './peers/veth';
-import { formatRatios, formatTable, renderSvg, type BenchDoc, type ConfigInfo, type ResultRow, METRICS } from './report';
+import { formatRatios, formatSpread, formatTable, renderSvg, type BenchDoc, type ConfigInfo, type ResultRow, METRICS } from './report';
 
 const PEERS: Record<SystemName, Peer> = { tapswitch, slirp4netns, pasta, veth };
 const RR_TOOL = path.join(__dirname, 'measure', 'rr-tool.js');
@@ -291,6 +291,7 @@ function formatDoc(doc: BenchDoc): string {
     '',
     formatTable(doc),
     '',
+    ...(formatSpread(doc) !== '' ? ['Spread of the repetitions behind each median:', formatSpread(doc), ''] : []),
     formatRatios(doc),
     '',
     ...doc.notes.map((n) => `note: ${n}`),
