@@ -17,6 +17,7 @@ const COMMON: OptionSpec[] = [
   { name: 'mtu', short: 'm', value: true, metavar: 'N', help: `MTU of the container's tap0, ${MIN_MTU}-${MAX_MTU} (default ${DEFAULT_MTU})` },
   { name: 'cidr', value: true, metavar: 'CIDR', help: `container network, prefix 1-25 (default ${DEFAULT_CIDR}): container +100, gateway +2, DNS +3` },
   { name: 'disable-host-loopback', value: false, help: 'connections to the gateway address fail instead of reaching the host\'s 127.0.0.1' },
+  { name: 'ipv6', short: '6', value: false, help: 'IPv6 too, as slirp4netns -6: fd00::/64 by router advertisement (SLAAC), gateway fd00::2 (the host\'s ::1 unless --disable-host-loopback), DNS fd00::3' },
   { name: 'dns-forward', value: true, metavar: 'ADDR', help: 'upstream resolver for the DNS forwarder, IPv4[:PORT] (default: the host\'s /etc/resolv.conf nameservers)' },
   { name: 'queues', value: true, metavar: 'N', help: `TAP queues, one data-plane worker thread each, 1-${MAX_QUEUES} (default 1)` },
   { name: 'log-level', value: true, metavar: 'LEVEL', help: `${LogLevels.join('|')} (default warn); messages go to stderr` },
@@ -42,6 +43,7 @@ const RUN_OPTIONS: OptionSpec[] = [
 const USERSPACE_ONLY: Readonly<Record<string, string>> = {
   cidr: 'it sets the userspace network\'s address plan; a kernel network\'s subnet is chosen at `tapswitch network create --subnet CIDR`',
   queues: 'it sets the userspace data plane\'s TAP queues and worker threads; on the kernel path the kernel forwards the packets',
+  ipv6: 'kernel networks are IPv4-only for now; the userspace path serves fd00::/64',
   'map-user-only': 'it shapes the rootless container\'s user namespace; the kernel path runs CMD as you, in no new user namespace',
 };
 
@@ -135,6 +137,7 @@ function common(p: ParsedArgs): CommonOptions {
     cidr: parseCidr(get('cidr') ?? DEFAULT_CIDR),
     mtu: get('mtu') === undefined ? DEFAULT_MTU : parseMtu(get('mtu') as string),
     hostLoopback: !p.options.has('disable-host-loopback'),
+    ipv6: p.options.has('ipv6'),
     ...(dns !== undefined ? { dnsForward: parseDnsForward(dns) } : {}),
     queues: get('queues') === undefined ? 1 : parseQueues(get('queues') as string),
     logLevel: level as LogLevel,

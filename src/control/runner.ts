@@ -26,6 +26,8 @@ export interface CommonOptions {
   cidr: Cidr;
   mtu: number;
   hostLoopback: boolean;
+  /** Serve IPv6 as slirp4netns -6 does (fd00::/64, SLAAC). */
+  ipv6?: boolean;
   /** Explicit upstream resolver ("ip" or "ip:port"); undefined: the host's /etc/resolv.conf. */
   dnsForward?: string;
   queues: number;
@@ -72,7 +74,13 @@ export function dnsUpstreams(o: Pick<CommonOptions, 'dnsForward'>, log: Logger):
 function dataPlaneConfig(o: CommonOptions, log: Logger): DataPlaneConfig {
   const config = buildDataPlaneConfig({
     cidr: o.cidr, mtu: o.mtu, hostLoopback: o.hostLoopback, dnsUpstreams: dnsUpstreams(o, log), logLevel: o.logLevel,
+    ipv6: o.ipv6 === true ? {} : null,
   });
+  if (config.ipv6) {
+    log.info(`IPv6: ${config.ipv6.prefix}/${config.ipv6.prefixLength} by router advertisement from ${config.ipv6.linkLocal}; gateway ${config.ipv6.gateway}` +
+      (config.ipv6.dns !== null ? `, DNS ${config.ipv6.dns}` : ''));
+    if (o.mtu < 1280) log.warn(`IPv6 needs an MTU of at least 1280; with --mtu ${o.mtu} the container's kernel will not use it`);
+  }
   if (o.hostLoopback) {
     log.info(`the host's 127.0.0.1 is reachable from the container as ${u32ToIp(config.gateway)} (--disable-host-loopback to prevent)`);
   }

@@ -20,8 +20,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import {
-  HOST, ROOT, dataPlaneMissing, ensureSandbox, makeOutside, probe, sh, spawnIn, startServer, track, useResolvConf,
-  waitForLine, type Outside, type Place,
+  HOST, HOST_ADDR6, OUTSIDE_ADDR6, ROOT, SERVERS, addOutsideIpv6, dataPlaneMissing, ensureSandbox, makeOutside, probe,
+  runCli, sh, spawnIn, startServer, track, useResolvConf, waitForLine, type Outside, type Place,
 } from '../helpers/sandbox';
 import { startSlirp4netns, type Slirp4netnsProc } from '../helpers/slirp4netns-client';
 import { parseHex } from '../fixtures/load';
@@ -32,8 +32,8 @@ import {
 
 const BIN = path.join(ROOT, 'dist', 'src', 'cli', 'slirp4netns.js');
 const GW_MAC = '52:55:0a:00:02:02';
-const OUTSIDE6 = '2001:db8::1';
-const HOST6 = '2001:db8::2';
+const OUTSIDE6 = OUTSIDE_ADDR6;
+const HOST6 = HOST_ADDR6;
 
 // Captures the first Router Advertisement seen on any interface of the namespace it runs in, as hex
 // of the whole Ethernet frame. An AF_PACKET socket bound to no interface also sees interfaces made
@@ -92,15 +92,7 @@ if (ensureSandbox(__filename)) {
 
   let outsideOnce: Promise<Outside> | undefined;
   /** One "outside" per file, with 2001:db8::1/64 there and 2001:db8::2/64 on the sandbox host's side. */
-  const getOutside = () => (outsideOnce ??= (async () => {
-    const o = await makeOutside();
-    const hostIf = /^\d+: (tsw-h\d+)@/m.exec(sh('ip', ['-o', 'link', 'show', 'type', 'veth']))?.[1];
-    const outIf = /^\d+: (tsw-o\d+)@/m.exec(sh('nsenter', [`--net=${o.netnsPath}`, 'ip', '-o', 'link', 'show', 'type', 'veth']))?.[1];
-    assert.ok(hostIf && outIf, 'veth names of makeOutside()');
-    sh('ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', hostIf, 'nodad']);
-    sh('nsenter', [`--net=${o.netnsPath}`, 'ip', '-6', 'addr', 'add', `${OUTSIDE6}/64`, 'dev', outIf, 'nodad']);
-    return o;
-  })());
+  const getOutside = () => (outsideOnce ??= makeOutside().then(addOutsideIpv6));
 
   /** Start tapswitch-slirp4netns -6 -c on a fresh namespace; resolves once the guest has its address. */
   async function startV6(extra: string[] = []): Promise<{ s: Slirp4netnsProc; netns: string; at: Place; addr: string }> {
@@ -315,5 +307,24 @@ s.bind(0, () => { s.send('to-gw', ${local.port}, 'fd00::2'); s.send('to-far', ${
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /2 packets transmitted, 2 packets received/);
     await stop(s);
+  });
+
+  test('tapswitch run --ipv6 (the userspace run, not only the slirp4netns drop-in): SLAAC, then TCP to an outside IPv6 server', opts, async () => {
+    const outside = await getOutside();
+    const far = await startServer(outside, 'tcp-server', ['--host', OUTSIDE6, '--port', '0']);
+    // Wait out DAD (a tentative address is not used as a source) and for the RA's default route.
+    const script = 'i=0; while [ $i -lt 100 ] && { [ -z "$(ip -6 -o addr show dev tap0 scope global | grep -v tentative)" ] '
+      + '|| [ -z "$(ip -6 route show default)" ]; }; do sleep 0.1; i=$((i+1)); done; ip -6 -o addr show dev tap0 scope global; '
+      + `exec "${process.execPath}" "${path.join(SERVERS, 'probe.js')}" tcp ${OUTSIDE6} ${far.port} hello`;
+    const r = await runCli(['run', '--network', 'userspace', '--ipv6', '--', 'sh', '-c', script], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /inet6 fd00::[0-9a-f:]+\/64 scope global/, r.stdout);
+    const probed = JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{')) ?? '{}') as { data?: string };
+    assert.match(probed.data ?? '', new RegExp(`^you are ${HOST6}:\\d+\\n`), r.stdout);
+    // Without --ipv6 the container's kernel gets no RA, so no global IPv6 address.
+    const none = await runCli(['run', '--network', 'userspace', '--', 'sh', '-c', 'sleep 1.5; ip -6 -o addr show dev tap0 scope global; echo done'], { timeoutMs: 30_000 });
+    assert.equal(none.code, 0, none.stderr);
+    assert.doesNotMatch(none.stdout, /inet6 fd00:/);
+    far.stop();
   });
 }

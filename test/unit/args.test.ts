@@ -94,7 +94,7 @@ test('attach: PID or --netns, not both', () => {
 
 test('--help lists every flag and the exit codes', () => {
   const text = usage();
-  for (const flag of ['--mtu', '--cidr', '--disable-host-loopback', '--dns-forward', '--queues', '--log-level', '--stats',
+  for (const flag of ['--mtu', '--cidr', '--ipv6', '--disable-host-loopback', '--dns-forward', '--queues', '--log-level', '--stats',
     '--map-user-only', '--netns', '--userns', '--tap', '--help']) {
     assert.ok(text.includes(flag), flag);
   }
@@ -111,6 +111,10 @@ test('run: --network, else root or not, picks the path; flags of the other path 
   // No --network: bridge as root, userspace otherwise; --network userspace either way.
   assert.deepEqual([pick(['sh'], root).path, (pick(['sh'], root).options as { network?: string }).network], ['kernel', 'bridge']);
   assert.equal(pick(['sh'], user).path, 'userspace');
+  // --ipv6 (-6) is the userspace path's, off unless asked for.
+  assert.equal((pick(['sh'], user).options as { ipv6?: boolean }).ipv6, false);
+  assert.equal((pick(['-6', 'sh'], user).options as { ipv6?: boolean }).ipv6, true);
+  assert.equal((pick(['--ipv6', '--network', 'userspace', 'sh'], root).options as { ipv6?: boolean }).ipv6, true);
   assert.equal(pick(['--network', 'userspace', 'sh'], root).path, 'userspace');
   assert.equal(pick(['--network=userspace', '-p', '8080:80', 'sh'], root).path, 'userspace');
   // Any other value is the kernel path, root or not (it then needs CAP_NET_ADMIN and says so).
@@ -147,6 +151,7 @@ test('run: --network, else root or not, picks the path; flags of the other path 
     [['--name', 'c1', 'sh'], user, /--name does not apply to the userspace path, the default without root: .*pass --network bridge/],
     [['--network', 'userspace', '--ip', '10.0.2.5', 'sh'], root, /--ip does not apply to --network userspace: .*\+100/],
     [['--mac', '02:00:00:00:00:01', 'sh'], user, /--mac does not apply/],
+    [['-6', '--network', 'web', 'sh'], user, /--ipv6 does not apply to --network web: kernel networks are IPv4-only/],
   ];
   for (const [argv, r, re] of cases) {
     const e = usageErr(() => parseRunArgs(argv, r));
