@@ -35,31 +35,8 @@ export function syncLookup(address: string, _family: unknown,
   cb(null, address, 4);
 }
 
-/**
- * Dotted-quad string (as dgram reports a peer) to u32, or -1. No regex, no allocation: it runs once
- * per datagram from the host.
- */
-export function ipv4FromString(s: string): number {
-  let v = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || dots === 3) return -1;
-      v = v * 256 + part;
-      part = 0; digits = 0; dots++;
-    } else if (c >= 48 && c <= 57) {
-      part = part * 10 + (c - 48);
-      if (++digits > 3 || part > 255) return -1;
-    } else {
-      return -1;
-    }
-  }
-  if (digits === 0 || dots !== 3) return -1;
-  return v * 256 + part;
-}
+/** Dotted-quad text (as dgram reports a peer) to u32, or -1: wire/addr's allocation-free parser. */
+export { dottedTail as ipv4FromString } from '../wire/addr';
 
 /** Largest quote kept per send: an IPv4 header with options (60) + 8 bytes (RFC 792). */
 export const QUOTE_MAX = 68;

@@ -79,8 +79,11 @@ function hexDigit(c: number): number {
   return -1;
 }
 
-/** Dotted quad s[from, s.length) as a u32, or -1 (no leading zeros, like parseIpv4). */
-function dottedTail(s: string, from: number): number {
+/**
+ * Dotted quad s[from, s.length) as a u32, or -1 (no leading zeros, like parseIpv4). No regex, no
+ * allocation: it runs once per datagram from the host (dgram reports peers as text).
+ */
+export function dottedTail(s: string, from = 0): number {
   let v = 0, part = 0, digits = 0, dots = 0;
   for (let i = from; i < s.length; i++) {
     const c = s.charCodeAt(i);
