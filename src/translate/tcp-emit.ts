@@ -50,8 +50,6 @@ export const TEMPLATE6_LEN = FRAME6_HDR_LEN + 8;
  */
 export const MAX_SUPERFRAME_PAYLOAD6 = 0xffff - IPV6_HDR_LEN - TCP_HDR_LEN;
 
-const CSUM_START = ETH_HDR_LEN + IPV4_HDR_LEN; // relative to the Ethernet header
-const CSUM_START6 = ETH_HDR_LEN + IPV6_HDR_LEN;
 const CSUM_OFFSET = 16;
 const TTL = 64;
 const ICMP_QUOTE_MAX = 60 + 8;
@@ -118,21 +116,7 @@ export class TcpEmitter {
     patchTcpHeader(head, OFF_TCP, seq, ack, flags, window);
     head[OFF_TCP + 12] = (tcpHl / 4) << 4;
     const seed = pseudoHeaderSum4(u32(head, OFF_IP + 12), u32(head, OFF_IP + 16), IpProtocol.TCP, tcpLen);
-    const parts = this.parts;
-    if (this.sink.offloads) {
-      setTcpChecksum(head, OFF_TCP, fold(seed));
-      const gso = payloadLen > gsoSize;
-      emitVnetHeader(head, 0, VnetFlags.NEEDS_CSUM, gso ? GsoType.TCPV4 : GsoType.NONE,
-        ETH_HDR_LEN + IPV4_HDR_LEN + tcpHl, gso ? gsoSize : 0, CSUM_START, CSUM_OFFSET);
-    } else {
-      setTcpChecksum(head, OFF_TCP, this.fullChecksum(head, OFF_TCP, tcpHl, seed));
-      emitVnetNone(head, 0);
-    }
-    parts[0] = head;
-    const ok = this.sink.send(parts);
-    parts.length = 1;
-    if (!ok) count(this.counters, C.TX_DROPPED);
-    return ok;
+    return this.finish(head, OFF_TCP, tcpHl, seed, payloadLen, gsoSize, GsoType.TCPV4);
   }
 
   /** send() for an IPv6 head (see the top of this file). */
@@ -144,14 +128,24 @@ export class TcpEmitter {
     patchTcpHeader(head, OFF_TCP6, seq, ack, flags, window);
     head[OFF_TCP6 + 12] = (tcpHl / 4) << 4;
     const seed = pseudoHeaderSum6(head, OFF_IP + 8, head, OFF_IP + 24, IpProtocol.TCP, tcpLen);
+    return this.finish(head, OFF_TCP6, tcpHl, seed, payloadLen, gsoSize, GsoType.TCPV6);
+  }
+
+  /**
+   * The family-independent tail of send(): the checksum (the pseudo-header seed for NEEDS_CSUM, or
+   * the whole sum without offloads), the virtio-net header (GSO when the payload is more than one
+   * segment; csum_start is where the TCP header begins) and the write.
+   */
+  private finish(head: Uint8Array, tcpOff: number, tcpHl: number, seed: number, payloadLen: number,
+    gsoSize: number, gsoType: number): boolean {
     const parts = this.parts;
     if (this.sink.offloads) {
-      setTcpChecksum(head, OFF_TCP6, fold(seed));
+      setTcpChecksum(head, tcpOff, fold(seed));
       const gso = payloadLen > gsoSize;
-      emitVnetHeader(head, 0, VnetFlags.NEEDS_CSUM, gso ? GsoType.TCPV6 : GsoType.NONE,
-        ETH_HDR_LEN + IPV6_HDR_LEN + tcpHl, gso ? gsoSize : 0, CSUM_START6, CSUM_OFFSET);
+      emitVnetHeader(head, 0, VnetFlags.NEEDS_CSUM, gso ? gsoType : GsoType.NONE,
+        tcpOff - VNET_HDR_LEN + tcpHl, gso ? gsoSize : 0, tcpOff - VNET_HDR_LEN, CSUM_OFFSET);
     } else {
-      setTcpChecksum(head, OFF_TCP6, this.fullChecksum(head, OFF_TCP6, tcpHl, seed));
+      setTcpChecksum(head, tcpOff, this.fullChecksum(head, tcpOff, tcpHl, seed));
       emitVnetNone(head, 0);
     }
     parts[0] = head;
