@@ -13,8 +13,13 @@
 //   is streaming: it gets a private buffer (1 MiB) and later reads land in its free room; a
 //   chunk handed on is a view of that buffer, so the bytes kept for retransmission are the bytes
 //   the kernel wrote (no copy). A private buffer is carved until less than 64 KiB of room is
-//   left, then replaced; the old one is freed by the GC once the guest has acknowledged every
-//   chunk in it. A read under 16 KiB sends the flow back to the shared buffer.
+//   left, then replaced; the old one is reused once the guest has acknowledged every chunk in it
+//   (below). A read under 16 KiB sends the flow back to the shared buffer.
+// - Reuse: a buffer no longer read into is retired with the stream offset just past its last
+//   chunk; when the guest has acknowledged that far (the caller's send queue has dropped every view
+//   of it: nothing else keeps one, TAP writes are synchronous), acked() returns it to the pool's
+//   free list for the next streaming read. Bulk flows then allocate nothing in steady state and the
+//   GC has no 1 MiB garbage to find (it held ~65 MiB of it at peak).
 // - Bounds: at most maxStreaming flows hold a private buffer at once (others keep copying out of
 //   the shared one), so the memory pinned beyond the flows' queued bytes is at most
 //   maxStreaming x bigSize.
@@ -31,6 +36,8 @@ export const HOST_READ_SHARED = 64 * 1024;
 export const HOST_READ_BIG = 1024 * 1024;
 /** Replace a private buffer when less room than this is left in it. */
 const MIN_ROOM = 64 * 1024;
+/** Recycled buffers kept for reuse at most, 1 MiB each (beyond, the GC frees them). */
+const MAX_FREE = 32;
 /** A read smaller than this (that did not fill its room) ends the private buffer. */
 const STREAM_END_BELOW = 16 * 1024;
 
@@ -40,6 +47,11 @@ export class HostReadPool {
   readonly shared: Buffer;
   /** Readers holding a private buffer. */
   streaming = 0;
+  /** Private buffers whose every byte the guest has acknowledged, ready for reuse. */
+  private readonly free: Buffer[] = [];
+  /** Buffers allocated / reused (for tests and stats). */
+  allocated = 0;
+  reused = 0;
 
   constructor(readonly bigSize = HOST_READ_BIG, readonly maxStreaming = 32, sharedSize = HOST_READ_SHARED) {
     this.shared = Buffer.allocUnsafeSlow(sharedSize);
@@ -50,11 +62,32 @@ export class HostReadPool {
   reader(sink: HostChunkSink): HostReader {
     return new HostReader(this, sink);
   }
+
+  /** A private buffer: a recycled one if any. */
+  take(): Buffer {
+    const b = this.free.pop();
+    if (b !== undefined) { this.reused++; return b; }
+    this.allocated++;
+    return Buffer.allocUnsafeSlow(this.bigSize);
+  }
+
+  /** A buffer nothing refers to any more (see HostReader.acked). */
+  give(b: Buffer): void {
+    if (this.free.length < MAX_FREE && b.length === this.bigSize) this.free.push(b);
+  }
 }
 
 export class HostReader {
   private buf: Buffer | null = null;
   private pos = 0;
+  /** Bytes handed to the sink so far: the stream offset of the next chunk. */
+  private delivered = 0;
+  /**
+   * Private buffers no longer read into, oldest first, with the stream offset just past their last
+   * chunk: once the guest has acknowledged that far, the sender has dropped every view of it.
+   */
+  private readonly retired: Buffer[] = [];
+  private readonly retiredEnd: number[] = [];
 
   constructor(private readonly pool: HostReadPool, private readonly sink: HostChunkSink) {}
 
@@ -72,8 +105,9 @@ export class HostReader {
     if (room === pool.shared || this.buf === null) {
       chunk = Buffer.allocUnsafe(n);
       chunk.set(room.subarray(0, n));
+      this.delivered += n;
       if (more && pool.streaming < pool.maxStreaming) {
-        this.buf = Buffer.allocUnsafeSlow(pool.bigSize);
+        this.buf = pool.take();
         this.pos = 0;
         pool.streaming++;
       }
@@ -81,8 +115,18 @@ export class HostReader {
       const b = this.buf;
       chunk = b.subarray(this.pos, this.pos + n);
       this.pos += n;
-      if (!more && n < STREAM_END_BELOW) this.release();
-      else if (b.length - this.pos < MIN_ROOM) { this.buf = Buffer.allocUnsafeSlow(pool.bigSize); this.pos = 0; }
+      this.delivered += n;
+      if (!more && n < STREAM_END_BELOW) {
+        // Quiet: back to the shared buffer (the next buffer() call); this one is done.
+        this.retire(b);
+        this.buf = null;
+        this.pos = 0;
+        pool.streaming--;
+      } else if (b.length - this.pos < MIN_ROOM) {
+        this.retire(b);
+        this.buf = pool.take();
+        this.pos = 0;
+      }
     }
     this.sink(chunk, more);
     return true; // keep reading: the caller pauses the socket itself
@@ -90,8 +134,27 @@ export class HostReader {
 
   get isStreaming(): boolean { return this.buf !== null; }
 
-  /** Give up the private buffer (the socket is done, or the flow went quiet). Idempotent. */
+  private retire(b: Buffer): void {
+    this.retired.push(b);
+    this.retiredEnd.push(this.delivered);
+  }
+
+  /**
+   * The guest acknowledged the stream up to offset `off` and the sender dropped its views of those
+   * bytes (SendQueue.trim): retired buffers that end at or before it go back to the pool.
+   */
+  acked(off: number): void {
+    const ends = this.retiredEnd;
+    while (ends.length > 0 && ends[0]! <= off) {
+      ends.shift();
+      this.pool.give(this.retired.shift()!);
+    }
+  }
+
+  /** The socket is done: drop the private buffer (not reused: the caller may still hold views). Idempotent. */
   release(): void {
+    this.retired.length = 0;
+    this.retiredEnd.length = 0;
     if (this.buf !== null) {
       this.buf = null;
       this.pos = 0;

@@ -826,6 +826,7 @@ export class TcpTranslator implements ProtocolTranslator {
       if (flow.sndNxtOff < ackOff) flow.sndNxtOff = ackOff;
       const dataAcked = Math.min(ackOff, q.endOff);
       q.trim(dataAcked);
+      flow.reader?.acked(dataAcked);
       const after = q.endOff - dataAcked;
       this.globalQueued -= before - after;
       if ((flow.events & TcpEvent.HOST_EOF) && ackOff === q.endOff + 1) flow.events |= TcpEvent.FIN_ACKED;

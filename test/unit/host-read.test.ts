@@ -113,3 +113,32 @@ describe('HostReadPool', () => {
     assert.equal(pool.streaming, 0);
   });
 });
+
+describe('HostReader buffer reuse', () => {
+  test('a carved-out buffer returns to the pool once acknowledged past its last chunk, not before', () => {
+    const pool = new HostReadPool(256 * 1024, 4);
+    const chunks: Buffer[] = [];
+    const r = pool.reader((b) => { chunks.push(b); });
+    const K = 1024;
+    let room = r.buffer();
+    r.callback(room.length, room); // a full shared read: streaming, private buffer 1
+    assert.equal(pool.allocated, 1);
+    room = r.buffer();
+    r.callback(200 * K, room); // 56 KiB of room left (< 64 KiB): buffer 1 retired, buffer 2 taken
+    assert.equal(pool.allocated, 2);
+    const end1 = HOST_READ_SHARED + 200 * K; // stream offset just past buffer 1's last chunk
+    r.acked(end1 - 1); // not all of buffer 1 acknowledged: it stays out
+    room = r.buffer();
+    r.callback(room.length, room); // buffer 2 full: retired, buffer 3 newly allocated
+    assert.equal(pool.allocated, 3);
+    assert.equal(pool.reused, 0);
+    r.acked(end1);
+    room = r.buffer();
+    r.callback(room.length, room); // buffer 3 full: retired; the next one is buffer 1 again
+    assert.equal(pool.reused, 1);
+    assert.equal(pool.allocated, 3);
+    assert.equal(chunks.reduce((n, c) => n + c.length, 0), HOST_READ_SHARED + 200 * K + 2 * 256 * K);
+    r.release();
+    assert.equal(pool.streaming, 0);
+  });
+});
