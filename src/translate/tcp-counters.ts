@@ -23,6 +23,8 @@ export const TcpCounters = {
   UNREACHABLE_ICMP: 'tcp_unreachable_icmp',
   /** port-forward flows opened toward the guest */
   INBOUND_OPENED: 'tcp_inbound_opened',
+  /** Multi-queue: a bare RST written ahead of an inbound SYN so the kernel steers the SYN-ACK to us. */
+  INBOUND_STEER_PRIMED: 'tcp_inbound_steer_primed',
   /** the guest answered a port-forward SYN with RST */
   INBOUND_REFUSED: 'tcp_inbound_refused',
   /** openInbound() refused: the tuple is in use */

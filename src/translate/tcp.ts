@@ -536,6 +536,16 @@ export class TcpTranslator implements ProtocolTranslator {
       initTemplate(flow.tmpl, flow.guestMac, this.ctx.sink.gatewayMac, flow.remoteIp, flow.guestIp,
         flow.remotePort, flow.guestPort);
     }
+    if (this.multiQueue) {
+      // The kernel steers a flow's frames to the queue that last wrote it, but it learns that only
+      // after the written frame has been through the guest's stack, and the guest answers a SYN
+      // inside that very call: its SYN-ACK would be spread by hash to any queue, whose worker knows
+      // no such flow. A bare RST first (a listener, or a closed port, discards it silently,
+      // RFC 9293 3.10.7) teaches the kernel this tuple's queue before the SYN goes.
+      this.emit.rstForSegment(flow.guestMac, flow.guestIp, flow.remoteIp, flow.guestPort, flow.remotePort,
+        0, (flow.ourIsn - 1) >>> 0, true, 0);
+      count(this.counters, C.INBOUND_STEER_PRIMED);
+    }
     const optLen = emitSynAckOptions(flow.tmpl, flow.head.length, this.ourMss, flow.rcvShift);
     flow.synHead = flow.tmpl.subarray(0, flow.head.length + optLen);
     const wnd = Math.min(this.lim.rcvBuf, 0xffff);

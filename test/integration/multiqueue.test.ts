@@ -8,9 +8,11 @@
 // The second test is the real steering test: port forwards (inbound flows, owned by the worker
 // whose listener accepted them, not by the flow's hash queue), including an idle gap longer than
 // the kernel keeps a flow -> queue entry (3 s) after which the guest speaks first. It is marked
-// `todo` because it fails on kernel 6.18: a SYN written on queue 0 gets its SYN-ACK on the hash
-// queue (measured 26/14 over 40 flows), so about half of the port-forwarded connections reach the
-// other worker and are reset (tcp_no_flow_rst). See issue 4's report.
+// The kernel learns a flow's queue from our write only after the written frame went through the
+// guest's stack, and the guest answers a SYN inside that call: without help, a SYN written on queue
+// 0 got its SYN-ACK on the hash queue (measured 26/14 over 40 flows) and about half of the
+// port-forwarded connections were reset by the other worker. The translator writes a bare RST
+// first (discarded by the guest) so the SYN-ACK is steered back: this test proves it.
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -87,8 +89,7 @@ if (ensureSandbox(__filename)) {
     assert.equal((hostRx[0]! % (5 * MB)) + (hostRx[1]! % (5 * MB)), small, `each download read whole by one worker: ${hostRx.join(' / ')}`);
   });
 
-  const steeringBug = 'known bug: the kernel does not steer an inbound flow to the queue that wrote its SYN (6.18: SYN-ACKs follow the flow hash), so ~half of port-forwarded connections reach the non-owner worker and are reset';
-  test('--queues 2 with a port forward: inbound flows stay with their owner across an idle gap the kernel forgets, the guest speaking first', { skip: missing ?? false, todo: missing ? false : steeringBug, timeout: 60_000 }, async (t) => {
+  test('--queues 2 with a port forward: inbound flows stay with their owner across an idle gap the kernel forgets, the guest speaking first', { skip: missing ?? false, timeout: 60_000 }, async (t) => {
     const FLOWS = 6;
     const PART = 1 * MB;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-mq-'));
