@@ -16,7 +16,6 @@
 //     --disable-host-loopback fail to connect to fd00::2 as unreachable. These need the IPv6 translators (src/translate onPacket6) as well.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import {
@@ -299,9 +298,7 @@ s.bind(0, () => { s.send('to-gw', ${local.port}, 'fd00::2'); s.send('to-far', ${
 
   test('outbound ICMPv6 echo to an outside address (ping sockets)', opts, async () => {
     await getOutside();
-    // Ping sockets (ICMPv6 ones too) are governed per network namespace by net.ipv4.ping_group_range:
-    // allow our group, the only gid mapped in the sandbox (a wider range is refused with EINVAL).
-    fs.writeFileSync('/proc/sys/net/ipv4/ping_group_range', `${process.getgid?.() ?? 0} ${process.getgid?.() ?? 0}`);
+    // Ping sockets (ICMPv6 ones too) are allowed for our group by the sandbox (test/helpers/sandbox.ts).
     const { s, netns } = await startV6();
     const r = inNs(netns, ['busybox', 'ping6', '-c', '2', '-W', '5', OUTSIDE6]);
     assert.equal(r.code, 0, r.out);

@@ -13,12 +13,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ensureSandbox, HOST, makeOutside, sh, spawnIn, startServer, tapMissing, waitForLine, type Place } from '../helpers/sandbox';
+import { addOutsideIpv6, ensureSandbox, HOST, HOST_ADDR6, makeOutside, OUTSIDE_ADDR6, spawnIn, startServer, tapMissing, waitForLine, type Place } from '../helpers/sandbox';
 import { guestSnmp, run, startContainer, testConfig } from '../helpers/container-ns';
 
 const MB = 1 << 20;
-const OUTSIDE6 = '2001:db8::1';
-const HOST6 = '2001:db8::2';
+const OUTSIDE6 = OUTSIDE_ADDR6;
+const HOST6 = HOST_ADDR6;
 const GUEST6 = 'fd00::100';
 
 // Runs inside the container. Prints one JSON line per check.
@@ -122,16 +122,8 @@ if (ensureSandbox(__filename)) {
     const { Switch, TapPort } = await import('../../src/switch/switch');
     const { Router } = await import('../../src/gateway/router');
 
-    // Ping sockets (ICMPv6 too) are per network namespace: allow our group, the only gid mapped in
-    // the sandbox (a wider range is rejected with EINVAL).
-    const gid = process.getgid?.() ?? 0;
-    fs.writeFileSync('/proc/sys/net/ipv4/ping_group_range', `${gid} ${gid}`);
-    const outside = await makeOutside();
-    const hostIf = /^\d+: (tsw-h\d+)@/m.exec(sh('ip', ['-o', 'link', 'show', 'type', 'veth']))?.[1];
-    const outIf = /^\d+: (tsw-o\d+)@/m.exec(sh('nsenter', [`--net=${outside.netnsPath}`, 'ip', '-o', 'link', 'show', 'type', 'veth']))?.[1];
-    assert.ok(hostIf && outIf, 'veth names of makeOutside()');
-    sh('ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', hostIf, 'nodad']);
-    sh('nsenter', [`--net=${outside.netnsPath}`, 'ip', '-6', 'addr', 'add', `${OUTSIDE6}/64`, 'dev', outIf, 'nodad']);
+    // Ping sockets are allowed for our group by the sandbox (test/helpers/sandbox.ts).
+    const outside = addOutsideIpv6(await makeOutside());
     const sendSrv = await startServer(outside, 'tcp-server', ['--host', OUTSIDE6, '--mode', `send:${20 * MB}`]);
     const shaSrv = await startServer(HOST, 'tcp-server', ['--host', '::1', '--mode', 'sha256']);
     const closed = await startServer(HOST, 'tcp-server', ['--host', '::1', '--mode', 'echo']);
